@@ -1,0 +1,152 @@
+//! Errors of the master API.
+
+use crate::wire::Failure;
+use std::fmt;
+use std::time::Duration;
+
+/// Why the master could not start or go on.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// `pymw::init()` was not called: without it, worker processes started
+    /// from this binary would run `main` as masters again.
+    #[error(
+        "pymw::init() was not called: call it first in main (or put #[pymw::main] on main) \
+         so the binary can act as its own worker"
+    )]
+    NotInitialized,
+    /// The backend failed.
+    #[error(transparent)]
+    Backend(#[from] crate::backend::BackendError),
+    /// The master needs a tokio runtime to start in.
+    #[error(
+        "the async master must be started inside a tokio runtime: use #[tokio::main], or pymw::blocking::Master"
+    )]
+    NoRuntime,
+    /// Creating the runtime of the blocking master failed.
+    #[error("could not start the tokio runtime: {0}")]
+    Runtime(String),
+}
+
+/// Why a task has no value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TaskError {
+    /// The task ran and failed: it returned `Err`, panicked, or its input or
+    /// output did not decode.
+    Failed {
+        /// The task's name.
+        task: &'static str,
+        /// What failed.
+        failure: Failure,
+        /// The host it ran on.
+        host: String,
+        /// The tail of the worker's stderr.
+        stderr_tail: String,
+    },
+    /// Every attempt was lost (worker crashed or was killed, job held or
+    /// removed) and the retry limit is reached.
+    WorkerLost {
+        /// The task's name.
+        task: &'static str,
+        /// Why the last attempt was lost.
+        cause: String,
+        /// How many attempts were made.
+        attempts: u32,
+        /// The tail of the worker's stderr.
+        stderr_tail: String,
+    },
+    /// The task ran longer than its timeout and was stopped.
+    TimedOut {
+        /// The task's name.
+        task: &'static str,
+        /// The timeout.
+        after: Duration,
+    },
+    /// The task was cancelled.
+    Cancelled {
+        /// The task's name.
+        task: &'static str,
+    },
+    /// The backend could not take the task.
+    Backend {
+        /// The task's name.
+        task: &'static str,
+        /// The backend's message.
+        message: String,
+    },
+    /// The master shut down before the task finished.
+    MasterGone,
+}
+
+impl TaskError {
+    /// The panic message, if the task panicked.
+    pub fn panic_message(&self) -> Option<&str> {
+        match self {
+            TaskError::Failed {
+                failure: Failure::Panic { message, .. },
+                ..
+            } => Some(message),
+            _ => None,
+        }
+    }
+
+    /// `file:line:column` of the panic, if the task panicked and it is known.
+    pub fn panic_location(&self) -> Option<&str> {
+        match self {
+            TaskError::Failed {
+                failure: Failure::Panic { location, .. },
+                ..
+            } => location.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The tail of the worker's stderr, when there is one.
+    pub fn stderr_tail(&self) -> Option<&str> {
+        match self {
+            TaskError::Failed { stderr_tail, .. } | TaskError::WorkerLost { stderr_tail, .. } => {
+                Some(stderr_tail)
+            }
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for TaskError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TaskError::Failed {
+                task,
+                failure,
+                host,
+                ..
+            } => {
+                write!(f, "task `{task}` failed")?;
+                if !host.is_empty() {
+                    write!(f, " on {host}")?;
+                }
+                write!(f, ": {failure}")
+            }
+            TaskError::WorkerLost {
+                task,
+                cause,
+                attempts,
+                ..
+            } => write!(
+                f,
+                "task `{task}` lost its worker {attempts} time(s), giving up; last cause: {cause}"
+            ),
+            TaskError::TimedOut { task, after } => {
+                write!(f, "task `{task}` timed out after {after:?}")
+            }
+            TaskError::Cancelled { task } => write!(f, "task `{task}` was cancelled"),
+            TaskError::Backend { task, message } => {
+                write!(f, "task `{task}` could not be submitted: {message}")
+            }
+            TaskError::MasterGone => write!(f, "the master shut down before the task finished"),
+        }
+    }
+}
+
+impl std::error::Error for TaskError {}

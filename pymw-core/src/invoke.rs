@@ -1,0 +1,152 @@
+//! The runtime behind every task's generated `invoke` shim: decoding,
+//! running with panics caught, encoding. Written once here rather than
+//! generated per task.
+
+use crate::wire::Failure;
+use serde::{Serialize, de::DeserializeOwned};
+use std::cell::RefCell;
+use std::fmt::Display;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Once;
+
+/// What a task function may return: a value, or `Result<T, E>` whose `Err`
+/// is a task failure carrying `E`'s message. `#[pymw::task]` picks the
+/// `Result` form when the return type is spelled `Result<..>` (any path
+/// ending in `Result`, such as `anyhow::Result<T>` or `io::Result<T>`).
+pub trait TaskResult {
+    /// The value the master receives.
+    type Value: Serialize;
+    /// The value, or the error's message.
+    fn into_task_result(self) -> Result<Self::Value, String>;
+}
+
+impl<T: Serialize, E: Display> TaskResult for Result<T, E> {
+    type Value = T;
+    fn into_task_result(self) -> Result<T, String> {
+        // `{:#}` shows the whole chain for anyhow-style errors; for other
+        // errors it is the same as `{}`.
+        self.map_err(|e| format!("{e:#}"))
+    }
+}
+
+/// Wraps a plain return value so the shim handles both forms alike.
+#[doc(hidden)]
+pub struct Plain<T>(pub T);
+
+impl<T: Serialize> TaskResult for Plain<T> {
+    type Value = T;
+    fn into_task_result(self) -> Result<T, String> {
+        Ok(self.0)
+    }
+}
+
+thread_local! {
+    static LAST_PANIC: RefCell<Option<(String, Option<String>)>> = const { RefCell::new(None) };
+}
+
+/// Installs (once) a panic hook that records the message and location of a
+/// task's panic for the output envelope, and still prints it to stderr so it
+/// reaches the task's stderr tail.
+pub fn install_panic_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            let message = panic_message(info.payload());
+            let location = info
+                .location()
+                .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
+            match &location {
+                Some(location) => eprintln!("pymw: task panicked at {location}: {message}"),
+                None => eprintln!("pymw: task panicked: {message}"),
+            }
+            LAST_PANIC.with(|last| *last.borrow_mut() = Some((message, location)));
+        }));
+    });
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic payload is not a string".to_owned()
+    }
+}
+
+/// Decodes `A` from `input`, runs `f`, and appends the encoded value to
+/// `output`. Every failure (decode error, `Err`, panic) comes back as a
+/// [`Failure`]; nothing unwinds out of here.
+pub fn invoke<A, R>(input: &[u8], output: &mut Vec<u8>, f: impl FnOnce(A) -> R) -> Result<(), Failure>
+where
+    A: DeserializeOwned,
+    R: TaskResult,
+{
+    let args: A = match postcard::from_bytes(input) {
+        Ok(args) => args,
+        Err(e) => {
+            return Err(Failure::Decode {
+                message: format!(
+                    "the input does not decode as the task's arguments ({}): {e}",
+                    std::any::type_name::<A>()
+                ),
+            });
+        }
+    };
+    match catch_unwind(AssertUnwindSafe(|| f(args).into_task_result())) {
+        Ok(Ok(value)) => {
+            let taken = std::mem::take(output);
+            match postcard::to_extend(&value, taken) {
+                Ok(done) => {
+                    *output = done;
+                    Ok(())
+                }
+                Err(e) => Err(Failure::TaskError {
+                    message: format!("the task's value could not be serialized: {e}"),
+                }),
+            }
+        }
+        Ok(Err(message)) => Err(Failure::TaskError { message }),
+        Err(payload) => {
+            let (message, location) = LAST_PANIC
+                .with(|last| last.borrow_mut().take())
+                .unwrap_or_else(|| (panic_message(payload.as_ref()), None));
+            Err(Failure::Panic { message, location })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_error_and_panic() {
+        install_panic_hook();
+        let input = postcard::to_stdvec(&(3u32, 4u32)).unwrap();
+        let mut out = Vec::new();
+        invoke(&input, &mut out, |(a, b): (u32, u32)| Plain(a * b)).unwrap();
+        assert_eq!(postcard::from_bytes::<u32>(&out).unwrap(), 12);
+
+        let err = invoke(&input, &mut Vec::new(), |_: (u32, u32)| {
+            Err::<u32, _>("no luck")
+        })
+        .unwrap_err();
+        assert_eq!(err, Failure::TaskError { message: "no luck".into() });
+
+        let err = invoke(&input, &mut Vec::new(), |_: (u32, u32)| -> Plain<u32> {
+            panic!("exploded {}", 7)
+        })
+        .unwrap_err();
+        match err {
+            Failure::Panic { message, location } => {
+                assert_eq!(message, "exploded 7");
+                assert!(location.unwrap().contains("invoke.rs"));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+
+        let err = invoke(&[0xff], &mut Vec::new(), |_: (String, u64)| Plain(1u8)).unwrap_err();
+        assert!(matches!(err, Failure::Decode { .. }));
+    }
+}

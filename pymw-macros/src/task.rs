@@ -1,0 +1,302 @@
+//! `#[pymw::task]`: emits the function untouched, plus a registration and a
+//! typed handle module.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{FnArg, ItemFn, LitStr, Path, ReturnType, Type};
+
+/// Options of `#[pymw::task(...)]`.
+#[derive(Default)]
+pub(crate) struct TaskArgs {
+    /// `name = "..."`: the registered name.
+    name: Option<LitStr>,
+    /// `crate = "..."`: the path of the pymw crate, for renamed dependencies.
+    krate: Option<Path>,
+}
+
+/// Collects every error instead of stopping at the first (serde's `Ctxt`).
+#[derive(Default)]
+pub(crate) struct Errors(Option<syn::Error>);
+
+impl Errors {
+    pub(crate) fn push(&mut self, error: syn::Error) {
+        match &mut self.0 {
+            Some(all) => all.combine(error),
+            None => self.0 = Some(error),
+        }
+    }
+
+    pub(crate) fn spanned(&mut self, tokens: impl quote::ToTokens, message: impl std::fmt::Display) {
+        self.push(syn::Error::new_spanned(tokens, message));
+    }
+
+    pub(crate) fn finish(self) -> syn::Result<()> {
+        self.0.map_or(Ok(()), Err)
+    }
+}
+
+pub(crate) fn parse_args(args: TokenStream, errors: &mut Errors) -> TaskArgs {
+    let mut parsed = TaskArgs::default();
+    let parser = syn::meta::parser(|meta| {
+        if meta.path.is_ident("name") {
+            let name: LitStr = meta.value()?.parse()?;
+            if name.value().is_empty() {
+                return Err(syn::Error::new(name.span(), "the task name must not be empty"));
+            }
+            parsed.name = Some(name);
+            Ok(())
+        } else if meta.path.is_ident("crate") {
+            let path: LitStr = meta.value()?.parse()?;
+            parsed.krate = Some(path.parse()?);
+            Ok(())
+        } else {
+            Err(meta.error(
+                "unknown option of #[pymw::task]: the options are `name = \"...\"` and `crate = \"...\"`",
+            ))
+        }
+    });
+    if let Err(error) = syn::parse::Parser::parse2(parser, args) {
+        errors.push(error);
+    }
+    parsed
+}
+
+/// Expands `#[pymw::task(args)] item`.
+pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
+    let mut errors = Errors::default();
+    let args = parse_args(args, &mut errors);
+    let function: ItemFn = syn::parse2(item)?;
+    check_signature(&function, &mut errors);
+    errors.finish()?;
+    Ok(generate(&args, &function))
+}
+
+/// Rejects every shape a worker cannot call, each with its own span and fix.
+fn check_signature(function: &ItemFn, errors: &mut Errors) {
+    let sig = &function.sig;
+    if let Some(token) = &sig.asyncness {
+        errors.spanned(
+            token,
+            "#[pymw::task] does not support `async fn`: make the task a plain `fn` (it runs on a worker of its own)",
+        );
+    }
+    if let syn::Safety::Unsafe(token) = &sig.safety {
+        errors.spanned(
+            token,
+            "#[pymw::task] cannot be `unsafe fn`: a worker cannot uphold its safety contract; wrap the unsafe code in a safe function",
+        );
+    }
+    if let Some(token) = &sig.constness {
+        errors.spanned(token, "#[pymw::task] cannot be `const fn`: remove `const`");
+    }
+    if let Some(abi) = &sig.abi {
+        errors.spanned(abi, "#[pymw::task] cannot have an `extern` ABI: remove it");
+    }
+    if !sig.generics.params.is_empty() {
+        errors.spanned(
+            &sig.generics,
+            "#[pymw::task] cannot be generic: a worker must know the concrete types; write one task per type",
+        );
+    } else if let Some(clause) = &sig.generics.where_clause {
+        errors.spanned(clause, "#[pymw::task] cannot have a `where` clause: remove it");
+    }
+    if let Some(variadic) = &sig.variadic {
+        errors.spanned(variadic, "#[pymw::task] cannot be variadic");
+    }
+    for input in &sig.inputs {
+        match input {
+            FnArg::Receiver(receiver) => errors.spanned(
+                receiver,
+                "#[pymw::task] must be a free function, not a method: take the value as an ordinary argument instead of `self`",
+            ),
+            FnArg::Typed(arg) => check_argument_type(&arg.ty, errors),
+        }
+    }
+    if let ReturnType::Type(_, ty) = &sig.output {
+        match &**ty {
+            Type::Reference(_) => errors.spanned(
+                ty,
+                "#[pymw::task] must return an owned value: the value is sent back from another process; return e.g. `String` instead of `&str`",
+            ),
+            Type::ImplTrait(_) => errors.spanned(
+                ty,
+                "#[pymw::task] cannot return `impl Trait`: name the concrete, serializable type",
+            ),
+            _ => {}
+        }
+    }
+}
+
+fn check_argument_type(ty: &Type, errors: &mut Errors) {
+    match ty {
+        Type::Reference(_) => errors.spanned(
+            ty,
+            "#[pymw::task] arguments must be owned: they are sent to another process; take e.g. `String` instead of `&str`, `Vec<T>` instead of `&[T]`",
+        ),
+        Type::ImplTrait(_) => errors.spanned(
+            ty,
+            "#[pymw::task] arguments cannot be `impl Trait`: name the concrete, serializable type",
+        ),
+        Type::Paren(inner) => check_argument_type(&inner.elem, errors),
+        Type::Tuple(tuple) => tuple.elems.iter().for_each(|t| check_argument_type(t, errors)),
+        _ => {}
+    }
+}
+
+/// Whether the return type is spelled `Result<..>` (any path ending in
+/// `Result`): then `Err` is a task failure rather than a value.
+fn returns_result(output: &ReturnType) -> bool {
+    match output {
+        ReturnType::Type(_, ty) => match &**ty {
+            Type::Path(path) => path
+                .path
+                .segments
+                .last()
+                .is_some_and(|segment| segment.ident == "Result"),
+            _ => false,
+        },
+        ReturnType::Default => false,
+    }
+}
+
+fn generate(args: &TaskArgs, function: &ItemFn) -> TokenStream {
+    let krate = args
+        .krate
+        .clone()
+        .unwrap_or_else(|| syn::parse_quote!(::pymw));
+    let private = quote!(#krate::__private);
+    let vis = &function.vis;
+    let ident = &function.sig.ident;
+    let name = match &args.name {
+        Some(name) => quote!(#name),
+        None => quote!(::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ident))),
+    };
+    let types: Vec<&Type> = function
+        .sig
+        .inputs
+        .iter()
+        .filter_map(|input| match input {
+            FnArg::Typed(arg) => Some(&*arg.ty),
+            FnArg::Receiver(_) => None,
+        })
+        .collect();
+    let vars: Vec<_> = (0..types.len()).map(|i| format_ident!("__pymw_arg{}", i)).collect();
+    // One argument travels as itself, several as a tuple, none as `()`.
+    let (args_type, args_pattern) = match types.as_slice() {
+        [ty] => (quote!(#ty), quote!(#(#vars)*)),
+        _ => (quote!((#(#types,)*)), quote!((#(#vars,)*))),
+    };
+    let return_type = match &function.sig.output {
+        ReturnType::Type(_, ty) => quote!(#ty),
+        ReturnType::Default => quote!(()),
+    };
+    let is_result = returns_result(&function.sig.output);
+    let (value_type, call) = if is_result {
+        (
+            quote!(<#return_type as #private::TaskResult>::Value),
+            quote!(super::#ident(#(#vars),*)),
+        )
+    } else {
+        (
+            return_type.clone(),
+            quote!(#private::Plain(super::#ident(#(#vars),*))),
+        )
+    };
+    let argument_checks = types.iter().map(|ty| {
+        quote_spanned!(ty.span()=> #private::assert_argument::<#ty>();)
+    });
+    let value_span = match &function.sig.output {
+        ReturnType::Type(_, ty) => ty.span(),
+        ReturnType::Default => Span::call_site(),
+    };
+    let value_check = quote_spanned!(value_span=> #private::assert_value::<#value_type>(););
+    let doc = format!(
+        "The pymw task [`{ident}`](fn@{ident}): `{ident}::task()` is its typed handle for a master."
+    );
+    quote! {
+        #function
+
+        #[doc = #doc]
+        #[allow(non_snake_case, clippy::module_name_repetitions)]
+        #vis mod #ident {
+            #[allow(unused_imports)]
+            use super::*;
+
+            /// The task's registered name.
+            pub const NAME: &str = #name;
+
+            /// The typed handle to submit this task with.
+            #[must_use]
+            pub fn task() -> #private::Task<#args_type, #value_type> {
+                #private::Task::__new(&ENTRY)
+            }
+
+            const _: () = {
+                #(#argument_checks)*
+                #value_check
+            };
+
+            static ENTRY: #private::TaskEntry = #private::TaskEntry {
+                name: NAME,
+                fingerprint: || #private::fingerprint::<#args_type, #value_type>(NAME),
+                invoke: |input, output| {
+                    #private::invoke(input, output, |#args_pattern: #args_type| #call)
+                },
+            };
+
+            #private::inventory::submit! {
+                #private::Registration(&ENTRY)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expand_str(args: &str, item: &str) -> Result<String, String> {
+        expand(args.parse().unwrap(), item.parse().unwrap())
+            .map(|tokens| tokens.to_string())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn single_argument_travels_as_itself() {
+        let out = expand_str("", "fn square(x: u64) -> u64 { x * x }").unwrap();
+        assert!(out.contains("Task < u64 , u64 >"), "{out}");
+        assert!(out.contains("Plain (super :: square (__pymw_arg0))"), "{out}");
+    }
+
+    #[test]
+    fn several_arguments_travel_as_a_tuple() {
+        let out = expand_str("", "fn f(a: u8, b: String) {}").unwrap();
+        assert!(out.contains("Task < (u8 , String ,) , () >"), "{out}");
+    }
+
+    #[test]
+    fn result_returns_use_the_ok_type() {
+        let out = expand_str("", "fn f(a: u8) -> anyhow::Result<u8> { Ok(a) }").unwrap();
+        assert!(out.contains("TaskResult > :: Value"), "{out}");
+        assert!(!out.contains("Plain"), "{out}");
+    }
+
+    #[test]
+    fn name_and_crate_options() {
+        let out = expand_str(r#"name = "sq", crate = "my_pymw""#, "fn f() {}").unwrap();
+        assert!(out.contains(r#"pub const NAME : & str = "sq""#), "{out}");
+        assert!(out.contains("my_pymw :: __private"), "{out}");
+    }
+
+    #[test]
+    fn all_errors_are_reported_at_once() {
+        let err = expand_str("bogus = 1", "async fn f<T>(x: &T) {}").unwrap_err();
+        assert!(err.contains("unknown option"), "{err}");
+        let all = expand("bogus = 1".parse().unwrap(), "async fn f<T>(x: &T) {}".parse().unwrap())
+            .unwrap_err()
+            .into_iter()
+            .count();
+        assert_eq!(all, 4);
+    }
+}

@@ -1,0 +1,133 @@
+//! Choosing the backend from the command line, like PyMW's `-i interface`.
+
+use crate::{Error, MasterConfig};
+use pymw_core::Backend;
+use std::time::Duration;
+
+/// The engines this build of pymw can run tasks on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[non_exhaustive]
+pub enum BackendKind {
+    /// Persistent worker processes on this machine's cores.
+    #[cfg(feature = "local")]
+    Local,
+}
+
+/// Command-line options that pick and configure the backend. Flatten it into
+/// your own parser:
+///
+/// ```
+/// #[derive(clap::Parser)]
+/// struct Cli {
+///     #[command(flatten)]
+///     pymw: pymw::Args,
+///     /// How many tasks to run.
+///     #[arg(long, default_value_t = 100)]
+///     tasks: u64,
+/// }
+/// ```
+#[derive(Debug, Clone, clap::Args)]
+#[non_exhaustive]
+pub struct Args {
+    /// Where tasks run.
+    #[arg(long, value_enum, default_value = "local", env = "PYMW_BACKEND")]
+    pub backend: BackendKind,
+    /// Worker processes of the local backend [default: the available cores].
+    #[arg(long, env = "PYMW_WORKERS")]
+    pub workers: Option<usize>,
+    /// How many times a lost attempt (crashed worker, held job) is retried.
+    #[arg(long, default_value_t = 3, env = "PYMW_MAX_RETRIES")]
+    pub max_retries: u32,
+    /// Stop and fail any task that runs longer than this (e.g. 30s, 5m, 2h).
+    #[arg(long, value_parser = parse_duration, env = "PYMW_TASK_TIMEOUT")]
+    pub task_timeout: Option<Duration>,
+    /// No progress bar or progress lines.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+impl Default for Args {
+    fn default() -> Self {
+        Args {
+            #[cfg(feature = "local")]
+            backend: BackendKind::Local,
+            workers: None,
+            max_retries: 3,
+            task_timeout: None,
+            no_progress: false,
+        }
+    }
+}
+
+impl Args {
+    /// The master settings these options ask for.
+    pub fn config(&self) -> MasterConfig {
+        let mut config = MasterConfig {
+            max_retries: self.max_retries,
+            timeout: self.task_timeout,
+            ..MasterConfig::default()
+        };
+        if self.no_progress {
+            config.progress = false;
+        }
+        config
+    }
+
+    /// The backend these options ask for.
+    pub fn backend(&self) -> Result<Box<dyn Backend>, Error> {
+        match self.backend {
+            #[cfg(feature = "local")]
+            BackendKind::Local => {
+                let mut config = pymw_local::LocalConfig::default();
+                if let Some(workers) = self.workers {
+                    config.workers = workers.max(1);
+                }
+                Ok(Box::new(pymw_local::LocalBackend::new(config)))
+            }
+        }
+    }
+
+    /// Starts an async master as asked (inside a tokio runtime).
+    pub fn start(&self) -> Result<crate::Master, Error> {
+        crate::Master::start_with(self.backend()?, self.config())
+    }
+
+    /// Starts a blocking master as asked.
+    pub fn start_blocking(&self) -> Result<crate::blocking::Master, Error> {
+        crate::blocking::Master::start_with(self.backend()?, self.config())
+    }
+}
+
+/// Parses `90`, `90s`, `5m`, `2h`, `1d`, `250ms`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration: write e.g. 30s, 5m, 2h"))?;
+    let seconds = match unit.trim() {
+        "" | "s" => number,
+        "ms" => number / 1000.0,
+        "m" | "min" => number * 60.0,
+        "h" => number * 3600.0,
+        "d" => number * 86400.0,
+        other => return Err(format!("unknown unit `{other}` in `{text}`: use ms, s, m, h or d")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("`{text}`: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("5 parsecs").unwrap_err().contains("parsecs"));
+    }
+}

@@ -1,0 +1,87 @@
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod args;
+
+pub use args::{Args, BackendKind, parse_duration};
+
+/// Makes a free function a pymw task.
+///
+/// ```
+/// #[pymw::task]
+/// fn square(x: u64) -> u64 {
+///     x * x
+/// }
+///
+/// // Still an ordinary function:
+/// assert_eq!(square(7), 49);
+/// // And a typed handle for a master, `square::task()`:
+/// let handle: pymw::Task<u64, u64> = square::task();
+/// assert!(handle.name().ends_with("::square"));
+/// ```
+///
+/// The attribute emits the function untouched, plus a module of the same
+/// name holding `task()` (the typed handle: submitting other argument types,
+/// or reading the value as another type, does not compile) and `NAME` (the
+/// registered name). One argument travels as itself, several as a tuple
+/// `(a, b)`, none as `()`.
+///
+/// A return type spelled `Result<T, E>` (also `anyhow::Result<T>`,
+/// `io::Result<T>`) makes `Err` a task failure carrying `E`'s message; the
+/// master receives `T`.
+///
+/// Options:
+/// - `name = "..."`: register under this name instead of
+///   `module_path!()::function`. Two tasks with one name are reported when the
+///   binary starts.
+/// - `crate = "..."`: the path of the pymw crate, when the dependency is
+///   renamed (`my_pymw = { package = "pymw", .. }` → `crate = "my_pymw"`).
+#[doc(inline)]
+pub use pymw_macros::task;
+
+/// Calls [`init`] first in `main`.
+///
+/// ```no_run
+/// #[pymw::main]
+/// fn main() {
+///     // the master's code
+/// }
+/// ```
+///
+/// expands to exactly
+///
+/// ```no_run
+/// fn main() {
+///     pymw::init();
+///     // the master's code
+/// }
+/// ```
+///
+/// With `#[tokio::main]`, put `#[pymw::main]` below it, so that workers start
+/// before any runtime is built. Option: `crate = "..."` as for [`task`].
+#[doc(inline)]
+pub use pymw_macros::main;
+
+#[doc(inline)]
+pub use pymw_core::{
+    Backend, BackendError, Error, Failure, Map, Master, MasterConfig, Resources, StatusCounts,
+    Task, TaskError, TaskHandle, TaskId, TaskOptions, TaskSet, WorkerStats, blocking, init,
+};
+
+/// The local backend: worker processes of this binary on this machine.
+#[cfg(feature = "local")]
+#[cfg_attr(docsrs, doc(cfg(feature = "local")))]
+pub mod local {
+    #[doc(inline)]
+    pub use pymw_local::{LocalBackend, LocalConfig};
+}
+
+/// Lower-level pieces for backends and tools: the wire format, the worker
+/// roles, the backend contract.
+pub mod core {
+    #[doc(inline)]
+    pub use pymw_core::{backend, registry, wire, worker};
+}
+
+#[doc(hidden)]
+pub use pymw_core::__private;
