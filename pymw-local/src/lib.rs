@@ -56,6 +56,12 @@ impl LocalConfig {
         self.workers = workers.max(1);
         self
     }
+
+    /// Sets whether workers' stderr is copied to the master's stderr.
+    pub fn forward_stderr(mut self, forward: bool) -> Self {
+        self.forward_stderr = forward;
+        self
+    }
 }
 
 /// The local backend.
@@ -86,6 +92,8 @@ impl Default for LocalBackend {
 /// Queued work of about this many nanoseconds per worker keeps it busy
 /// without piling the tail of a map onto one worker.
 const TARGET_QUEUED_NS: u64 = 5_000_000;
+/// How long `start` waits for the workers' first handshakes.
+const STARTUP_WAIT: Duration = Duration::from_secs(30);
 /// A worker that fails to start this many times in a row fails the queue.
 const MAX_START_FAILURES: u32 = 3;
 
@@ -107,6 +115,8 @@ struct State {
     solo: VecDeque<Dispatch>,
     shutdown: bool,
     workers: Vec<WorkerState>,
+    /// Workers whose first start has been tried (successfully or not).
+    first_starts: usize,
 }
 
 #[derive(Debug, Default)]
@@ -154,8 +164,8 @@ impl Backend for LocalBackend {
             events,
             config: self.config.clone(),
             exe,
-            // Until measured, assume 0.3 ms tasks: a window of 16.
-            avg_task_ns: AtomicU64::new(300_000),
+            // Until measured, assume tasks of 1.25 ms: a window of 4.
+            avg_task_ns: AtomicU64::new(TARGET_QUEUED_NS / 4),
         });
         for index in 0..workers {
             let shared = shared.clone();
@@ -168,6 +178,18 @@ impl Backend for LocalBackend {
                 })?;
             self.supervisors.push(handle);
         }
+        // Wait for the first handshakes, so that work is spread over every
+        // worker from the start instead of piling onto the first one up.
+        let deadline = Instant::now() + STARTUP_WAIT;
+        let mut state = shared.lock();
+        while state.first_starts < workers && Instant::now() < deadline {
+            state = shared
+                .wake
+                .wait_timeout(state, deadline - Instant::now())
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .0;
+        }
+        drop(state);
         tracing::debug!(workers, "local backend started");
         self.shared = Some(shared);
         Ok(())
@@ -279,11 +301,17 @@ struct Spawned {
 /// Runs worker `index` for the backend's life: start, serve, replace.
 fn supervise(shared: &Arc<Shared>, index: usize) {
     let mut start_failures = 0u32;
+    let mut first = true;
     loop {
         if shared.lock().shutdown {
             return;
         }
-        let spawned = match spawn_worker(shared, index) {
+        let spawned = spawn_worker(shared, index);
+        if std::mem::take(&mut first) {
+            shared.lock().first_starts += 1;
+            shared.wake.notify_all();
+        }
+        let spawned = match spawned {
             Ok(spawned) => {
                 start_failures = 0;
                 spawned
@@ -520,11 +548,20 @@ fn feed_worker(shared: &Shared, index: usize, mut stdin: ChildStdin) {
                         break (vec![dispatch], true);
                     }
                     let room = window.saturating_sub(worker.in_flight.len());
-                    if room > 0 && !state.queue.is_empty() {
-                        let was_idle = worker.in_flight.is_empty();
-                        let take = room.min(state.queue.len());
+                    // An idle worker gets work before a busy one queues more.
+                    let others_idle = state
+                        .workers
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, w)| *i != index && w.alive && !w.solo && w.in_flight.is_empty())
+                        .count();
+                    let busy = !worker.in_flight.is_empty();
+                    if room > 0 && !state.queue.is_empty() && !(busy && others_idle > 0) {
+                        // A fair share, so that a short queue is spread.
+                        let share = state.queue.len().div_ceil(others_idle + 1);
+                        let take = room.min(share);
                         let batch: Vec<Dispatch> = state.queue.drain(..take).collect();
-                        break (batch, was_idle);
+                        break (batch, !busy);
                     }
                 }
                 state = shared

@@ -1,0 +1,140 @@
+//! The tasks the suite runs: ordinary functions that square, fail, panic,
+//! crash in every way a process can, print, sleep and count their runs.
+
+use std::path::Path;
+
+/// x².
+#[pymw::task]
+pub fn square(x: u64) -> u64 {
+    x * x
+}
+
+/// No arguments.
+#[pymw::task]
+pub fn answer() -> u64 {
+    42
+}
+
+/// Three arguments of different types.
+#[pymw::task]
+pub fn join3(name: String, n: u32, xs: Vec<f64>) -> String {
+    format!("{name}-{n}-{}", xs.iter().sum::<f64>())
+}
+
+/// `Err` on division by zero.
+#[pymw::task]
+pub fn checked_div(a: u64, b: u64) -> Result<u64, String> {
+    a.checked_div(b).ok_or_else(|| "division by zero".to_owned())
+}
+
+/// Writes to stderr, then panics with `message`.
+#[pymw::task]
+pub fn panics(message: String) -> u64 {
+    eprintln!("stderr before the panic");
+    panic!("{message}")
+}
+
+/// Ends the worker process with `code`.
+#[pymw::task]
+pub fn exits(code: i32) -> u64 {
+    std::process::exit(code)
+}
+
+/// Dies of SIGSEGV.
+#[pymw::task]
+pub fn segfaults() -> u64 {
+    raise(libc::SIGSEGV)
+}
+
+/// Dies of SIGABRT, as `panic = "abort"` does.
+#[pymw::task]
+pub fn aborts() -> u64 {
+    std::process::abort()
+}
+
+/// Dies of SIGKILL, as under the OOM killer.
+#[pymw::task]
+pub fn killed() -> u64 {
+    raise(libc::SIGKILL)
+}
+
+fn raise(signal: i32) -> ! {
+    // SAFETY: raising a signal at ourselves; the default action ends the process.
+    unsafe {
+        libc::signal(signal, libc::SIG_DFL);
+        libc::raise(signal);
+    }
+    unreachable!("signal {signal} did not end the process")
+}
+
+/// Returns `i`, except that input `crash` dies of SIGSEGV.
+#[pymw::task]
+pub fn crash_if(i: u64, crash: u64) -> u64 {
+    if i == crash {
+        raise(libc::SIGSEGV);
+    }
+    i
+}
+
+/// Records each run in `dir`; crashes on the first run of `i`, returns `i` after.
+#[pymw::task]
+pub fn crash_once(dir: String, i: u64) -> u64 {
+    let first = record_run(&dir, i) == 0;
+    if first {
+        raise(libc::SIGKILL);
+    }
+    i
+}
+
+/// Records each run in `dir` and returns `i`.
+#[pymw::task]
+pub fn counted(dir: String, i: u64) -> u64 {
+    record_run(&dir, i);
+    i
+}
+
+/// Writes a file `run-I-PID-NANOS` and returns how many runs of `i` there were before.
+fn record_run(dir: &str, i: u64) -> usize {
+    let dir = Path::new(dir);
+    let prefix = format!("run-{i}-");
+    let before = std::fs::read_dir(dir).map_or(0, |entries| {
+        entries
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+            .count()
+    });
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let path = dir.join(format!("{prefix}{}-{nanos}", std::process::id()));
+    std::fs::write(&path, b"").expect("write the run record");
+    before
+}
+
+/// Prints to stdout (which must not reach the result channel) and returns `i`.
+#[pymw::task]
+pub fn chatty(i: u64) -> u64 {
+    println!("chatty task {i} says hello on stdout");
+    print!("PYMWSRV1 and other lookalike bytes \0\0\0\0");
+    i
+}
+
+/// Sleeps `ms` milliseconds.
+#[pymw::task]
+pub fn sleep_ms(ms: u64) -> u64 {
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+    ms
+}
+
+/// The bytes reversed.
+#[pymw::task]
+pub fn reverse_bytes(mut bytes: Vec<u8>) -> Vec<u8> {
+    bytes.reverse();
+    bytes
+}
+
+/// The worker's process id.
+#[pymw::task]
+pub fn worker_pid() -> u32 {
+    std::process::id()
+}
