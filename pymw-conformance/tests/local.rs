@@ -1,14 +1,40 @@
-//! The conformance suite against the local backend.
+//! The conformance suite against the local backend, plus what only the local
+//! backend and the binary's roles can show: no worker outlives its master,
+//! the `worker` role run by hand, and its answers to bad input.
 //!
 //! `harness = false`: this binary is also its own worker, so `main` must call
 //! `pymw::init()` before anything else. Filter cases by name with
 //! `cargo test -p pymw-conformance --test local -- NAME`.
 
+use pymw::core::wire;
 use pymw::local::{LocalBackend, LocalConfig};
-use std::time::Duration;
+use pymw_conformance::{Case, CaseResult, ensure, tasks};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Set in a child copy of this binary to make it a master that prints its
+/// workers' pids and waits to be killed, or one that never called init.
+const ROLE_ENV: &str = "PYMW_CONFORMANCE_ROLE";
+
+fn local(workers: usize) -> LocalBackend {
+    LocalBackend::new(LocalConfig::default().workers(workers).forward_stderr(false))
+}
 
 fn main() {
+    if std::env::var(ROLE_ENV).as_deref() == Ok("no-init") {
+        // Deliberately before pymw::init(): the master must refuse to start.
+        match pymw::blocking::Master::start(local(1)) {
+            Ok(_) => println!("started without init"),
+            Err(e) => println!("{e}"),
+        }
+        return;
+    }
     pymw::init();
+    if std::env::var(ROLE_ENV).as_deref() == Ok("orphan-master") {
+        orphan_master();
+        return;
+    }
     let filters: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with('-'))
@@ -17,15 +43,261 @@ fn main() {
     std::fs::create_dir_all(&shared_dir).expect("create the shared directory");
     let harness = pymw_conformance::Harness {
         start: Box::new(|config| {
-            pymw::blocking::Master::start_with(
-                Box::new(LocalBackend::new(LocalConfig::default().workers(2))),
-                config,
-            )
-            .expect("start a local master")
+            pymw::blocking::Master::start_with(Box::new(local(2)), config)
+                .expect("start a local master")
         }),
         shared_dir,
         scale: 1,
         case_timeout: Duration::from_secs(60),
     };
-    std::process::exit(pymw_conformance::run(&harness, &filters));
+    let extra = vec![
+        Case {
+            name: "dropping_the_master_stops_its_workers",
+            run: dropping_the_master_stops_its_workers,
+        },
+        Case {
+            name: "killed_master_leaves_no_worker",
+            run: killed_master_leaves_no_worker,
+        },
+        Case {
+            name: "interrupted_master_leaves_no_worker",
+            run: interrupted_master_leaves_no_worker,
+        },
+        Case {
+            name: "master_without_init_names_the_fix",
+            run: master_without_init_names_the_fix,
+        },
+        Case {
+            name: "worker_role_runs_a_task_by_hand",
+            run: worker_role_runs_a_task_by_hand,
+        },
+        Case {
+            name: "worker_role_rejects_bad_input",
+            run: worker_role_rejects_bad_input,
+        },
+        Case {
+            name: "list_role_prints_fingerprints",
+            run: list_role_prints_fingerprints,
+        },
+    ];
+    std::process::exit(pymw_conformance::run(&harness, extra, &filters));
+}
+
+fn alive(pid: u32) -> bool {
+    // A zombie still has a /proc entry; look at its state.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| {
+            let state = stat.rsplit(')').next().unwrap_or("").trim_start();
+            !state.starts_with('Z')
+        })
+        .unwrap_or(false)
+}
+
+fn wait_gone(pids: &[u32], within: Duration) -> CaseResult {
+    let deadline = Instant::now() + within;
+    while pids.iter().any(|&p| alive(p)) {
+        ensure!(Instant::now() < deadline, "workers still alive: {:?}", pids.iter().filter(|&&p| alive(p)).collect::<Vec<_>>());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+fn worker_pids(master: &pymw::blocking::Master) -> Result<Vec<u32>, String> {
+    let mut pids: Vec<u32> = master
+        .map(tasks::worker_pid::task(), std::iter::repeat_n((), 64))
+        .collect_values()
+        .map_err(|e| e.to_string())?;
+    pids.sort_unstable();
+    pids.dedup();
+    Ok(pids)
+}
+
+fn dropping_the_master_stops_its_workers(_: &pymw_conformance::Harness) -> CaseResult {
+    let master = pymw::blocking::Master::start_with(Box::new(local(2)), pymw_conformance::quiet())
+        .map_err(|e| e.to_string())?;
+    let pids = worker_pids(&master)?;
+    ensure!(!pids.is_empty(), "no worker pids");
+    ensure!(pids.iter().all(|&p| alive(p)), "workers not running");
+    drop(master);
+    wait_gone(&pids, Duration::from_secs(5))
+}
+
+/// A master in a child process that prints its workers' pids and sleeps.
+fn orphan_master() {
+    let master = pymw::blocking::Master::start_with(Box::new(local(2)), pymw_conformance::quiet())
+        .expect("start");
+    let pids = worker_pids(&master).expect("pids");
+    println!("{}", pids.iter().map(u32::to_string).collect::<Vec<_>>().join(" "));
+    std::thread::sleep(Duration::from_secs(120));
+}
+
+fn master_then_signal(signal: i32) -> CaseResult {
+    use std::io::BufRead;
+    let mut child = Command::new(std::env::current_exe().map_err(|e| e.to_string())?)
+        .env(ROLE_ENV, "orphan-master")
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("piped"))
+        .read_line(&mut line)
+        .map_err(|e| e.to_string())?;
+    let pids: Vec<u32> = line.split_whitespace().filter_map(|p| p.parse().ok()).collect();
+    ensure!(!pids.is_empty(), "the child master printed no pids: {line:?}");
+    // SAFETY: signalling our own child.
+    unsafe {
+        libc::kill(child.id() as i32, signal);
+    }
+    let status = child.wait().map_err(|e| e.to_string())?;
+    ensure!(!status.success(), "the master exited cleanly after signal {signal}");
+    wait_gone(&pids, Duration::from_secs(5))
+}
+
+fn killed_master_leaves_no_worker(_: &pymw_conformance::Harness) -> CaseResult {
+    master_then_signal(libc::SIGKILL)
+}
+
+fn interrupted_master_leaves_no_worker(_: &pymw_conformance::Harness) -> CaseResult {
+    master_then_signal(libc::SIGINT)
+}
+
+fn master_without_init_names_the_fix(_: &pymw_conformance::Harness) -> CaseResult {
+    let output = Command::new(std::env::current_exe().map_err(|e| e.to_string())?)
+        .env(ROLE_ENV, "no-init")
+        .output()
+        .map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    ensure!(
+        text.contains("pymw::init() was not called") && text.contains("#[pymw::main]"),
+        "message: {text:?}"
+    );
+    Ok(())
+}
+
+fn scratch(case: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("pymw-by-hand-{case}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+fn write_input(path: &Path, task: &str, fingerprint: u64, args: &impl serde::Serialize) {
+    let payload = postcard_bytes(args);
+    let mut bytes = Vec::new();
+    wire::encode_input(
+        &wire::InputBody {
+            task,
+            fingerprint,
+            payload: &payload,
+        },
+        &mut bytes,
+    );
+    std::fs::write(path, bytes).expect("write input");
+}
+
+fn postcard_bytes(args: &impl serde::Serialize) -> Vec<u8> {
+    // The same encoding the master uses: the wire format's payload.
+    pymw::core::wire::encode_payload(args)
+}
+
+fn run_worker(task: &str, input: &Path, output: &Path) -> Result<(i32, String), String> {
+    let out = Command::new(std::env::current_exe().map_err(|e| e.to_string())?)
+        .args(["__pymw", "worker", "--task", task, "--input"])
+        .arg(input)
+        .arg("--output")
+        .arg(output)
+        .output()
+        .map_err(|e| e.to_string())?;
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    ensure!(!stderr.contains("RUST_BACKTRACE"), "a panic backtrace hint: {stderr}");
+    Ok((out.status.code().unwrap_or(-1), stderr))
+}
+
+fn worker_role_runs_a_task_by_hand(_: &pymw_conformance::Harness) -> CaseResult {
+    let dir = scratch("ok");
+    let task = tasks::square::task();
+    let (input, output) = (dir.join("in"), dir.join("out"));
+    write_input(&input, task.name(), (task.entry().fingerprint)(), &7u64);
+    let (code, stderr) = run_worker(task.name(), &input, &output)?;
+    ensure!(code == 0, "exit {code}: {stderr}");
+    let bytes = std::fs::read(&output).map_err(|e| e.to_string())?;
+    let body = wire::decode_output(&bytes).map_err(|e| e.to_string())?;
+    match body.outcome {
+        wire::Outcome::Ok(value) => {
+            let value: u64 = wire::decode_payload(value).map_err(|e| e.to_string())?;
+            ensure!(value == 49, "value {value}");
+        }
+        wire::Outcome::Failed(f) => return Err(format!("failed: {f}")),
+    }
+    ensure!(body.stats.wall_ns > 0 && !body.stats.host.is_empty(), "stats {:?}", body.stats);
+    // A failing task: exit 1, the failure in the output file and on stderr.
+    let div = tasks::checked_div::task();
+    write_input(&input, div.name(), (div.entry().fingerprint)(), &(1u64, 0u64));
+    let (code, stderr) = run_worker(div.name(), &input, &output)?;
+    ensure!(code == 1 && stderr.contains("division by zero"), "exit {code}: {stderr}");
+    Ok(())
+}
+
+fn worker_role_rejects_bad_input(_: &pymw_conformance::Harness) -> CaseResult {
+    let dir = scratch("bad");
+    let task = tasks::square::task();
+    let fingerprint = (task.entry().fingerprint)();
+    let (input, output) = (dir.join("in"), dir.join("out"));
+    write_input(&input, task.name(), fingerprint, &7u64);
+    let good = std::fs::read(&input).map_err(|e| e.to_string())?;
+
+    let expect = |name: &str, code: i32, needle: &str, result: Result<(i32, String), String>| -> CaseResult {
+        let (got, stderr) = result?;
+        ensure!(got == code, "{name}: exit {got}, expected {code}; stderr: {stderr}");
+        ensure!(stderr.contains(needle), "{name}: stderr lacks {needle:?}: {stderr}");
+        ensure!(stderr.lines().count() <= 3, "{name}: more than a short message: {stderr}");
+        Ok(())
+    };
+    expect("unknown task", 3, "no task named `nope`", run_worker("nope", &input, &output))?;
+    expect(
+        "missing input",
+        4,
+        "cannot read input",
+        run_worker(task.name(), &dir.join("missing"), &output),
+    )?;
+    std::fs::write(&input, &good[..good.len() - 3]).map_err(|e| e.to_string())?;
+    expect("truncated", 5, "truncated", run_worker(task.name(), &input, &output))?;
+    let mut corrupt = good.clone();
+    *corrupt.last_mut().expect("bytes") ^= 0x40;
+    std::fs::write(&input, &corrupt).map_err(|e| e.to_string())?;
+    expect("corrupt", 5, "checksum", run_worker(task.name(), &input, &output))?;
+    let mut oversized = good.clone();
+    oversized[10..18].copy_from_slice(&(u64::MAX / 2).to_le_bytes());
+    std::fs::write(&input, &oversized).map_err(|e| e.to_string())?;
+    expect("oversized", 5, "exceeds the limit", run_worker(task.name(), &input, &output))?;
+    std::fs::write(&input, b"hello, not an envelope").map_err(|e| e.to_string())?;
+    expect("garbage", 5, "bad magic", run_worker(task.name(), &input, &output))?;
+    write_input(&input, task.name(), fingerprint ^ 1, &7u64);
+    expect("other build", 6, "different build", run_worker(task.name(), &input, &output))?;
+    // The failure is also in the output file, for a master to read.
+    let bytes = std::fs::read(&output).map_err(|e| e.to_string())?;
+    let body = wire::decode_output(&bytes).map_err(|e| e.to_string())?;
+    ensure!(
+        matches!(body.outcome, wire::Outcome::Failed(pymw::Failure::VersionSkew { .. })),
+        "output file holds {:?}",
+        body.outcome
+    );
+    Ok(())
+}
+
+fn list_role_prints_fingerprints(_: &pymw_conformance::Harness) -> CaseResult {
+    let out = Command::new(std::env::current_exe().map_err(|e| e.to_string())?)
+        .args(["__pymw", "list"])
+        .output()
+        .map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let listing = pymw::core::worker::parse_listing(&text)?;
+    let square = tasks::square::task();
+    ensure!(
+        listing.contains(&(square.name().to_owned(), (square.entry().fingerprint)())),
+        "listing lacks square: {text}"
+    );
+    let names: Vec<&String> = listing.iter().map(|(n, _)| n).collect();
+    ensure!(names.windows(2).all(|w| w[0] < w[1]), "listing not sorted");
+    Ok(())
 }

@@ -332,7 +332,7 @@ impl Master {
 }
 
 fn encode_args<A: Serialize>(args: &A) -> Arc<[u8]> {
-    Arc::from(postcard::to_stdvec(args).expect("postcard into Vec is infallible"))
+    Arc::from(crate::wire::encode_payload(args))
 }
 
 fn decode_value<R: DeserializeOwned>(task: &'static str, outcome: RawOutcome) -> Result<R, TaskError> {
@@ -742,7 +742,6 @@ impl Driver {
                 }
             }
             self.flush();
-            self.publish_running();
         }
         // Every master handle is gone: stop the engine.
         tracing::debug!("master dropped: shutting the backend down");
@@ -755,7 +754,10 @@ impl Driver {
         self.shared.upgrade()
     }
 
-    fn publish_running(&self) {
+    /// Counts running tasks in the shared counters right away, so that a
+    /// result is never delivered before the counts that include it.
+    fn add_running(&mut self, delta: i64) {
+        self.running = self.running.wrapping_add_signed(delta);
         if let Some(shared) = self.counters() {
             shared.counters.running.store(self.running, Ordering::Relaxed);
         }
@@ -862,7 +864,7 @@ impl Driver {
                     if !state.running {
                         state.running = true;
                         let options = state.options.clone();
-                        self.running += 1;
+                        self.add_running(1);
                         if let Some(timeout) = self.timeout(&options) {
                             self.deadlines.push(Reverse((Instant::now() + timeout, key)));
                         }
@@ -936,7 +938,7 @@ impl Driver {
     fn stop_running(&mut self, key: AttemptKey) {
         if let Some(state) = self.current(key) {
             if std::mem::replace(&mut state.running, false) {
-                self.running -= 1;
+                self.add_running(-1);
             }
         }
     }
@@ -949,7 +951,7 @@ impl Driver {
 
     fn finish(&mut self, state: TaskState, result: RawOutcome, kind: Outcome) {
         if state.running {
-            self.running -= 1;
+            self.add_running(-1);
         }
         if let Some(shared) = self.counters() {
             let counter = match kind {

@@ -46,6 +46,16 @@ pub fn max_message_bytes() -> u64 {
     })
 }
 
+/// Encodes a task's arguments or value as an envelope payload (postcard).
+pub fn encode_payload<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
+    postcard::to_stdvec(value).expect("postcard into Vec is infallible")
+}
+
+/// Decodes a payload written by [`encode_payload`]; bounded by the bytes given.
+pub fn decode_payload<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, WireError> {
+    postcard::from_bytes(bytes).map_err(|e| WireError::Malformed(e.to_string()))
+}
+
 /// The body of an input envelope: which task to run, for which build, with
 /// which arguments.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
