@@ -1,0 +1,700 @@
+//! Render the submit description of one cluster of pymw tasks.
+//!
+//! One `condor_submit` call per batch, one job per task: the description
+//! names the executable (this very binary, transferred to the execute point),
+//! and a `queue task_id,task_name,task_dir from ( ... )` list gives each job
+//! its task. Each job runs
+//!
+//! ```text
+//! EXE __pymw worker --task TASK_NAME --input INPUT_FILE --output OUTPUT_FILE
+//! ```
+//!
+//! in its sandbox, with `initialdir` set to the task's own directory on the
+//! access point: the input file is taken from there, and the output file,
+//! stdout and stderr come back there.
+//!
+//! The rendering is a pure function ([`SubmitDescription::render`]) that
+//! validates everything it writes: the submit language has no general quoting,
+//! so values that could change the meaning of the file (newlines, a trailing
+//! `\` that continues the line, separators inside item data) are rejected with
+//! an error that says which field and why.
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use crate::eventlog::EventLogFormat;
+
+/// One cluster of pymw tasks, ready to be rendered as a submit description.
+///
+/// `max_retries` is never set: the pymw master owns retries. If a pass-through
+/// command sets it anyway, the event log shows each retry as
+/// [`JobEventKind::Requeued`](crate::eventlog::JobEventKind::Requeued).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubmitDescription {
+    /// Absolute path of the binary to run (transferred with each job).
+    pub executable: PathBuf,
+    /// Absolute path of the job event log all jobs of the cluster append to.
+    pub event_log: PathBuf,
+    /// Format of that log. The default is [`EventLogFormat::Text`]; see
+    /// [`SubmitDescription::new`] for why.
+    pub event_log_format: EventLogFormat,
+    /// `JobBatchName` of the cluster, shown by `condor_q` (not in the log).
+    pub batch_name: String,
+    /// Name of the input file in each task directory; passed as `--input`.
+    pub input_file: String,
+    /// Name of the output file the worker writes; passed as `--output` and
+    /// transferred back into the task directory.
+    ///
+    /// The worker must create it even when the task fails: a missing output
+    /// file puts the job on hold (code 12) instead of letting it terminate,
+    /// and the slot stays busy until the job lease expires.
+    pub output_file: String,
+    /// Name of the file the job's stdout goes to, in the task directory.
+    pub stdout_file: String,
+    /// Name of the file the job's stderr goes to, in the task directory.
+    pub stderr_file: String,
+    /// Absolute paths of more input files every job gets (beside its own
+    /// input file and the executable).
+    pub shared_input_files: Vec<PathBuf>,
+    /// `request_cpus`, or the pool's default when `None`.
+    pub request_cpus: Option<u32>,
+    /// `request_memory` in MiB, or the pool's default when `None`. Pools
+    /// without cgroups do not enforce it.
+    pub request_memory_mib: Option<u64>,
+    /// `request_disk` in MiB, or the pool's default when `None`.
+    pub request_disk_mib: Option<u64>,
+    /// A ClassAd expression for `requirements`, such as
+    /// `(OpSys == "LINUX") && (Arch == "X86_64")` for a heterogeneous pool.
+    /// When `None`, HTCondor requires the submit machine's OpSys and Arch.
+    pub requirements: Option<String>,
+    /// More submit commands, written as `key = value` in this order, such as
+    /// `("+AccountingGroup", "\"group_physics.alice\"")`. A value is written
+    /// verbatim: quote ClassAd strings yourself. Keys that pymw sets itself
+    /// are refused.
+    pub extra_commands: Vec<(String, String)>,
+    /// The tasks, one job each, in proc order.
+    pub tasks: Vec<SubmitTask>,
+}
+
+/// One task of a cluster: the item data of one job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubmitTask {
+    /// The pymw task id: stored in the job ad ([`TASK_ID_ATTRIBUTE`](crate::TASK_ID_ATTRIBUTE)) and as
+    /// the `submit_event_notes` of the job's `000` event.
+    pub task_id: String,
+    /// The registered task name, passed to the worker as `--task`.
+    pub task_name: String,
+    /// Absolute path of the task's directory on the access point, holding
+    /// its input file and receiving its output.
+    pub task_dir: PathBuf,
+}
+
+/// Why a submit description could not be rendered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SubmitError {
+    /// There is no task to submit.
+    #[error("a cluster needs at least one task")]
+    NoTasks,
+    /// A value cannot be written safely.
+    #[error("invalid {field} {value:?}: {reason}")]
+    InvalidValue {
+        /// Which field, such as `task_id` or `executable`.
+        field: String,
+        /// The value.
+        value: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// Two tasks have the same id.
+    #[error("task id {task_id:?} appears twice in one cluster")]
+    DuplicateTaskId {
+        /// The repeated id.
+        task_id: String,
+    },
+    /// A pass-through command would override one pymw controls.
+    #[error(
+        "extra submit command {key:?} is refused: pymw sets {controlled:?} itself; \
+         use the matching SubmitDescription field instead"
+    )]
+    ReservedCommand {
+        /// The refused key.
+        key: String,
+        /// The command or attribute it would override.
+        controlled: &'static str,
+    },
+}
+
+/// The submit command that sets [`TASK_ID_ATTRIBUTE`](crate::TASK_ID_ATTRIBUTE).
+const TASK_ID_COMMAND: &str = "+PymwTaskId";
+
+/// Submit commands and job attributes pymw sets, lowercase, with the
+/// submit command each maps to. Pass-through keys are compared against these
+/// after dropping a `+` or `MY.` prefix.
+const RESERVED: &[(&str, &str)] = &[
+    ("universe", "universe"),
+    ("jobuniverse", "universe"),
+    ("executable", "executable"),
+    ("cmd", "executable"),
+    ("transfer_executable", "transfer_executable"),
+    ("transferexecutable", "transfer_executable"),
+    ("arguments", "arguments"),
+    ("args", "arguments"),
+    ("initialdir", "initialdir"),
+    ("initial_dir", "initialdir"),
+    ("iwd", "initialdir"),
+    ("should_transfer_files", "should_transfer_files"),
+    ("shouldtransferfiles", "should_transfer_files"),
+    ("when_to_transfer_output", "when_to_transfer_output"),
+    ("whentotransferoutput", "when_to_transfer_output"),
+    ("transfer_input_files", "transfer_input_files"),
+    ("transferinput", "transfer_input_files"),
+    ("transfer_output_files", "transfer_output_files"),
+    ("transferoutput", "transfer_output_files"),
+    ("transfer_output_remaps", "transfer_output_files"),
+    ("transferoutputremaps", "transfer_output_files"),
+    ("input", "input"),
+    ("in", "input"),
+    ("output", "output"),
+    ("out", "output"),
+    ("error", "error"),
+    ("err", "error"),
+    ("log", "log"),
+    ("userlog", "log"),
+    ("log_xml", "+UserLogUseXML"),
+    ("userlogusexml", "+UserLogUseXML"),
+    ("jobbatchname", "JobBatchName"),
+    ("batch_name", "JobBatchName"),
+    ("submit_event_notes", "submit_event_notes"),
+    ("submiteventnotes", "submit_event_notes"),
+    ("pymwtaskid", "+PymwTaskId"),
+    ("request_cpus", "request_cpus"),
+    ("requestcpus", "request_cpus"),
+    ("request_memory", "request_memory"),
+    ("requestmemory", "request_memory"),
+    ("request_disk", "request_disk"),
+    ("requestdisk", "request_disk"),
+    ("requirements", "requirements"),
+    ("queue", "queue"),
+];
+
+impl SubmitDescription {
+    /// A description with pymw's defaults: text event log, files
+    /// `input.bin`, `output.bin`, `stdout.txt`, `stderr.txt`, one CPU, the
+    /// pool's default memory and disk, no extra commands, no tasks yet.
+    ///
+    /// Why the text event log by default: the reader handles both formats
+    /// equally (both are tested against recorded logs), but text is what every
+    /// HTCondor version writes without being asked, what `condor_wait` and
+    /// people can read, and it needs no job attribute. JSON is only reachable
+    /// through `+UserLogUseXML = 2`, a job attribute that older schedds treat
+    /// as a plain boolean (and would then write XML, which nothing here
+    /// reads); the config knob `DEFAULT_USERLOG_FORMAT_OPTIONS = JSON` had no
+    /// effect on 23.9.6. Choose [`EventLogFormat::Json`] for a pool known to
+    /// support it.
+    pub fn new(
+        executable: impl Into<PathBuf>,
+        event_log: impl Into<PathBuf>,
+        batch_name: impl Into<String>,
+    ) -> Self {
+        Self {
+            executable: executable.into(),
+            event_log: event_log.into(),
+            event_log_format: EventLogFormat::Text,
+            batch_name: batch_name.into(),
+            input_file: "input.bin".to_owned(),
+            output_file: "output.bin".to_owned(),
+            stdout_file: "stdout.txt".to_owned(),
+            stderr_file: "stderr.txt".to_owned(),
+            shared_input_files: Vec::new(),
+            request_cpus: Some(1),
+            request_memory_mib: None,
+            request_disk_mib: None,
+            requirements: None,
+            extra_commands: Vec::new(),
+            tasks: Vec::new(),
+        }
+    }
+
+    /// Render the submit description, to be written to a file (or piped to
+    /// `condor_submit -terse -`).
+    pub fn render(&self) -> Result<String, SubmitError> {
+        if self.tasks.is_empty() {
+            return Err(SubmitError::NoTasks);
+        }
+        let executable = absolute_path("executable", &self.executable)?;
+        let event_log = absolute_path("event_log", &self.event_log)?;
+        let batch_name = token("batch_name", &self.batch_name)?;
+        let input = file_name("input_file", &self.input_file)?;
+        let output = file_name("output_file", &self.output_file)?;
+        let stdout = file_name("stdout_file", &self.stdout_file)?;
+        let stderr = file_name("stderr_file", &self.stderr_file)?;
+        let mut inputs = vec![input.to_owned()];
+        for path in &self.shared_input_files {
+            inputs.push(absolute_path("shared_input_files", path)?.to_owned());
+        }
+        let requirements = match &self.requirements {
+            Some(r) => Some(line_value("requirements", r)?),
+            None => None,
+        };
+        let extra = self
+            .extra_commands
+            .iter()
+            .map(|(key, value)| extra_command(key, value))
+            .collect::<Result<Vec<_>, _>>()?;
+        let rows = self.item_rows()?;
+
+        let arguments = quote_arguments(&[
+            "__pymw",
+            "worker",
+            "--task",
+            "$(task_name)",
+            "--input",
+            input,
+            "--output",
+            output,
+        ]);
+        let mut commands: Vec<(&str, String)> = vec![
+            ("universe", "vanilla".to_owned()),
+            ("executable", executable.to_owned()),
+            ("transfer_executable", "True".to_owned()),
+            ("arguments", arguments),
+            ("initialdir", "$(task_dir)".to_owned()),
+            ("should_transfer_files", "YES".to_owned()),
+            ("when_to_transfer_output", "ON_EXIT".to_owned()),
+            ("transfer_input_files", inputs.join(", ")),
+            // Always explicit: without it HTCondor scans the sandbox, and 50
+            // tiny jobs took 7.8-12.3 s instead of 1.8-4.8 s.
+            ("transfer_output_files", output.to_owned()),
+            ("output", stdout.to_owned()),
+            ("error", stderr.to_owned()),
+            ("log", event_log.to_owned()),
+        ];
+        if self.event_log_format == EventLogFormat::Json {
+            // 1 = XML, 2 = JSON; the only switch that worked on 23.9.6.
+            commands.push(("+UserLogUseXML", "2".to_owned()));
+        }
+        commands.push(("JobBatchName", batch_name.to_owned()));
+        commands.push((TASK_ID_COMMAND, "\"$(task_id)\"".to_owned()));
+        commands.push(("submit_event_notes", "$(task_id)".to_owned()));
+        if let Some(cpus) = self.request_cpus {
+            commands.push(("request_cpus", cpus.to_string()));
+        }
+        if let Some(mib) = self.request_memory_mib {
+            commands.push(("request_memory", format!("{mib}M")));
+        }
+        if let Some(mib) = self.request_disk_mib {
+            commands.push(("request_disk", format!("{mib}M")));
+        }
+        if let Some(requirements) = requirements {
+            commands.push(("requirements", requirements.to_owned()));
+        }
+
+        let mut text = format!(
+            "# pymw: cluster {batch_name:?} of {} task(s). Generated; do not edit.\n",
+            self.tasks.len()
+        );
+        for (key, value) in commands.iter().map(|(k, v)| (*k, v.as_str())).chain(extra) {
+            // Writing to a String cannot fail.
+            let _ = writeln!(text, "{key:<23} = {value}");
+        }
+        text.push_str("queue task_id,task_name,task_dir from (\n");
+        for row in rows {
+            let _ = writeln!(text, "  {row}");
+        }
+        text.push_str(")\n");
+        Ok(text)
+    }
+
+    fn item_rows(&self) -> Result<Vec<String>, SubmitError> {
+        let mut seen = HashSet::new();
+        self.tasks
+            .iter()
+            .map(|task| {
+                let id = token("task_id", &task.task_id)?;
+                let name = token("task_name", &task.task_name)?;
+                let dir = absolute_path("task_dir", &task.task_dir)?;
+                if !seen.insert(id) {
+                    return Err(SubmitError::DuplicateTaskId {
+                        task_id: id.to_owned(),
+                    });
+                }
+                Ok(format!("{id}, {name}, {dir}"))
+            })
+            .collect()
+    }
+}
+
+/// Quote program arguments in the submit language's "new syntax": the whole
+/// list in double quotes, `"` doubled, an argument with spaces, tabs or
+/// single quotes wrapped in single quotes with `'` doubled.
+pub fn quote_arguments(args: &[&str]) -> String {
+    let quoted: Vec<String> = args
+        .iter()
+        .map(|arg| {
+            let arg = arg.replace('"', "\"\"");
+            if arg.is_empty() || arg.contains([' ', '\t', '\'']) {
+                format!("'{}'", arg.replace('\'', "''"))
+            } else {
+                arg
+            }
+        })
+        .collect();
+    format!("\"{}\"", quoted.join(" "))
+}
+
+fn invalid(field: &str, value: &str, reason: &'static str) -> SubmitError {
+    SubmitError::InvalidValue {
+        field: field.to_owned(),
+        value: value.to_owned(),
+        reason,
+    }
+}
+
+/// Characters that would split, quote, expand or comment item data and
+/// file lists in the submit language.
+const SPECIAL: &[char] = &[',', '"', '\'', '\\', '$', '#', '(', ')'];
+
+/// A value used as item data, in a file list or as a bare word: no
+/// whitespace, no control characters, no separators or quotes.
+fn token<'a>(field: &str, value: &'a str) -> Result<&'a str, SubmitError> {
+    if value.is_empty() {
+        return Err(invalid(field, value, "must not be empty"));
+    }
+    if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(invalid(
+            field,
+            value,
+            "must not contain whitespace, newlines or control characters",
+        ));
+    }
+    if value.contains(SPECIAL) {
+        return Err(invalid(
+            field,
+            value,
+            "must not contain any of , \" ' \\ $ # ( ) (they have a meaning in submit files)",
+        ));
+    }
+    Ok(value)
+}
+
+fn file_name<'a>(field: &str, value: &'a str) -> Result<&'a str, SubmitError> {
+    let value = token(field, value)?;
+    if value.contains('/') || value == "." || value == ".." {
+        return Err(invalid(
+            field,
+            value,
+            "must be a plain file name, not a path",
+        ));
+    }
+    Ok(value)
+}
+
+fn absolute_path<'a>(field: &str, path: &'a Path) -> Result<&'a str, SubmitError> {
+    let Some(text) = path.to_str() else {
+        return Err(invalid(
+            field,
+            &path.to_string_lossy(),
+            "must be valid UTF-8",
+        ));
+    };
+    if !path.is_absolute() {
+        return Err(invalid(
+            field,
+            text,
+            "must be an absolute path (relative paths would depend on initialdir)",
+        ));
+    }
+    token(field, text)
+}
+
+/// A value that must stay on one line: no newline or other control character
+/// (tabs are fine) and no trailing `\`, which would continue the line.
+fn line_value<'a>(field: &str, value: &'a str) -> Result<&'a str, SubmitError> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(invalid(field, value, "must not be empty"));
+    }
+    if value.chars().any(|c| c.is_control() && c != '\t') {
+        return Err(invalid(
+            field,
+            value,
+            "must not contain newlines or control characters",
+        ));
+    }
+    if value.ends_with('\\') {
+        return Err(invalid(
+            field,
+            value,
+            "must not end with \\ (it would continue onto the next line)",
+        ));
+    }
+    Ok(value)
+}
+
+fn extra_command<'a>(key: &'a str, value: &'a str) -> Result<(&'a str, &'a str), SubmitError> {
+    let field = format!("extra submit command {key:?}");
+    let name = key
+        .strip_prefix('+')
+        .or_else(|| {
+            key.get(..3)
+                .filter(|p| p.eq_ignore_ascii_case("MY."))
+                .map(|_| &key[3..])
+        })
+        .unwrap_or(key);
+    let mut chars = name.chars();
+    let valid = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+    if !valid {
+        return Err(invalid(
+            &field,
+            key,
+            "a key is a submit command or +Attribute: letters, digits, _ and . only",
+        ));
+    }
+    let lower = name.to_ascii_lowercase();
+    if let Some(&(_, controlled)) = RESERVED.iter().find(|(k, _)| *k == lower) {
+        return Err(SubmitError::ReservedCommand {
+            key: key.to_owned(),
+            controlled,
+        });
+    }
+    Ok((key, line_value(&field, value)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::TASK_ID_ATTRIBUTE;
+
+    fn description() -> SubmitDescription {
+        let mut d =
+            SubmitDescription::new("/srv/run/bin/sim", "/srv/run/events.log", "pymw-run1-b0");
+        d.tasks = vec![
+            SubmitTask {
+                task_id: "17".into(),
+                task_name: "sim::simulate".into(),
+                task_dir: "/srv/run/tasks/17".into(),
+            },
+            SubmitTask {
+                task_id: "18".into(),
+                task_name: "sim::simulate".into(),
+                task_dir: "/srv/run/tasks/18".into(),
+            },
+        ];
+        d
+    }
+
+    #[test]
+    fn renders_the_defaults() {
+        let expected = r#"# pymw: cluster "pymw-run1-b0" of 2 task(s). Generated; do not edit.
+universe                = vanilla
+executable              = /srv/run/bin/sim
+transfer_executable     = True
+arguments               = "__pymw worker --task $(task_name) --input input.bin --output output.bin"
+initialdir              = $(task_dir)
+should_transfer_files   = YES
+when_to_transfer_output = ON_EXIT
+transfer_input_files    = input.bin
+transfer_output_files   = output.bin
+output                  = stdout.txt
+error                   = stderr.txt
+log                     = /srv/run/events.log
+JobBatchName            = pymw-run1-b0
++PymwTaskId             = "$(task_id)"
+submit_event_notes      = $(task_id)
+request_cpus            = 1
+queue task_id,task_name,task_dir from (
+  17, sim::simulate, /srv/run/tasks/17
+  18, sim::simulate, /srv/run/tasks/18
+)
+"#;
+        assert_eq!(description().render().unwrap(), expected);
+    }
+
+    #[test]
+    fn renders_every_option() {
+        let mut d = description();
+        d.tasks.truncate(1);
+        d.event_log_format = EventLogFormat::Json;
+        d.request_cpus = Some(2);
+        d.request_memory_mib = Some(64);
+        d.request_disk_mib = Some(10);
+        d.requirements = Some(r#"(OpSys == "LINUX") && (Arch == "X86_64")"#.into());
+        d.shared_input_files = vec!["/srv/run/common.dat".into()];
+        d.extra_commands = vec![
+            ("+AccountingGroup".into(), "\"group_physics.alice\"".into()),
+            ("periodic_hold".into(), "MemoryUsage > RequestMemory".into()),
+            ("MY.Site".into(), "\"x\"".into()),
+        ];
+        let expected = r#"# pymw: cluster "pymw-run1-b0" of 1 task(s). Generated; do not edit.
+universe                = vanilla
+executable              = /srv/run/bin/sim
+transfer_executable     = True
+arguments               = "__pymw worker --task $(task_name) --input input.bin --output output.bin"
+initialdir              = $(task_dir)
+should_transfer_files   = YES
+when_to_transfer_output = ON_EXIT
+transfer_input_files    = input.bin, /srv/run/common.dat
+transfer_output_files   = output.bin
+output                  = stdout.txt
+error                   = stderr.txt
+log                     = /srv/run/events.log
++UserLogUseXML          = 2
+JobBatchName            = pymw-run1-b0
++PymwTaskId             = "$(task_id)"
+submit_event_notes      = $(task_id)
+request_cpus            = 2
+request_memory          = 64M
+request_disk            = 10M
+requirements            = (OpSys == "LINUX") && (Arch == "X86_64")
++AccountingGroup        = "group_physics.alice"
+periodic_hold           = MemoryUsage > RequestMemory
+MY.Site                 = "x"
+queue task_id,task_name,task_dir from (
+  17, sim::simulate, /srv/run/tasks/17
+)
+"#;
+        assert_eq!(d.render().unwrap(), expected);
+    }
+
+    #[test]
+    fn task_id_command_sets_the_shared_attribute() {
+        assert_eq!(TASK_ID_COMMAND, format!("+{TASK_ID_ATTRIBUTE}"));
+        let lower = TASK_ID_ATTRIBUTE.to_ascii_lowercase();
+        assert!(RESERVED.iter().any(|(k, _)| *k == lower));
+    }
+
+    #[test]
+    fn quotes_arguments_like_the_manual() {
+        // condor_submit manual, "arguments", new syntax.
+        assert_eq!(
+            quote_arguments(&["3", "simple", "arguments"]),
+            r#""3 simple arguments""#
+        );
+        assert_eq!(
+            quote_arguments(&["one", "two with spaces", "3"]),
+            r#""one 'two with spaces' 3""#
+        );
+        assert_eq!(
+            quote_arguments(&["one", "\"two\"", "spacey 'quoted' argument"]),
+            r#""one ""two"" 'spacey ''quoted'' argument'""#
+        );
+        assert_eq!(quote_arguments(&["", "it's"]), r#""'' 'it''s'""#);
+    }
+
+    fn err(d: &SubmitDescription) -> String {
+        d.render().unwrap_err().to_string()
+    }
+
+    #[test]
+    fn rejects_bad_item_data() {
+        for (bad, what) in [
+            ("a b", "whitespace"),
+            ("a,b", ", \""),
+            ("a\nb", "newlines"),
+            ("", "empty"),
+            ("$(x)", "$"),
+            ("a\"b", "\""),
+            ("#x", "#"),
+        ] {
+            let mut d = description();
+            d.tasks[0].task_id = bad.into();
+            let msg = err(&d);
+            assert!(
+                msg.starts_with(&format!("invalid task_id {bad:?}")),
+                "{msg}"
+            );
+            assert!(msg.contains(what), "{bad:?}: {msg}");
+            let mut d = description();
+            d.tasks[1].task_name = bad.into();
+            assert!(err(&d).starts_with("invalid task_name"), "{bad:?}");
+        }
+        let mut d = description();
+        d.tasks[1].task_dir = "/srv/run/my tasks/18".into();
+        assert!(err(&d).contains("whitespace"));
+        d.tasks[1].task_dir = "tasks/18".into();
+        assert!(err(&d).contains("must be an absolute path"));
+        let mut d = description();
+        d.tasks[1].task_id = "17".into();
+        assert_eq!(err(&d), "task id \"17\" appears twice in one cluster");
+        d.tasks.clear();
+        assert_eq!(d.render().unwrap_err(), SubmitError::NoTasks);
+    }
+
+    #[test]
+    fn rejects_bad_fields() {
+        let mut d = description();
+        d.executable = "sim".into();
+        assert!(err(&d).starts_with("invalid executable \"sim\": must be an absolute path"));
+        let mut d = description();
+        d.event_log = "/srv/run/a,b.log".into();
+        assert!(err(&d).starts_with("invalid event_log"));
+        let mut d = description();
+        d.output_file = "out/put.bin".into();
+        assert!(err(&d).contains("plain file name"));
+        let mut d = description();
+        d.batch_name = "run 1".into();
+        assert!(err(&d).starts_with("invalid batch_name"));
+        let mut d = description();
+        d.requirements = Some("OpSys == \"LINUX\" &&\nqueue 100".into());
+        assert!(err(&d).contains("newlines"));
+        d.requirements = Some("OpSys == \"LINUX\" \\".into());
+        assert!(err(&d).contains("continue onto the next line"));
+    }
+
+    #[test]
+    fn rejects_extra_commands_that_override_pymw() {
+        for key in [
+            "arguments",
+            "Executable",
+            "+PymwTaskId",
+            "MY.PymwTaskId",
+            "my.jobbatchname",
+            "batch_name",
+            "+UserLogUseXML",
+            "log",
+            "transfer_output_files",
+            "TransferOutput",
+            "Iwd",
+            "initialdir",
+            "queue",
+            "+Requirements",
+            "request_memory",
+        ] {
+            let mut d = description();
+            d.extra_commands = vec![(key.into(), "1".into())];
+            let e = d.render().unwrap_err();
+            assert!(
+                matches!(e, SubmitError::ReservedCommand { .. }),
+                "{key}: {e}"
+            );
+            assert!(e.to_string().contains("pymw sets"), "{e}");
+        }
+        for (key, value, what) in [
+            ("+Foo", "1\nqueue", "newlines"),
+            ("+Foo", "x \\", "continue"),
+            ("+Foo", " ", "empty"),
+            ("Foo Bar", "1", "letters, digits"),
+            ("+", "1", "letters, digits"),
+            ("#x", "1", "letters, digits"),
+            ("include :", "x", "letters, digits"),
+        ] {
+            let mut d = description();
+            d.extra_commands = vec![(key.into(), value.into())];
+            let msg = err(&d);
+            assert!(msg.contains(what), "{key:?} = {value:?}: {msg}");
+            assert!(msg.contains("extra submit command"), "{msg}");
+        }
+        let mut d = description();
+        d.extra_commands = vec![("max_retries".into(), "2".into())];
+        assert!(
+            d.render()
+                .unwrap()
+                .contains("\nmax_retries             = 2\n")
+        );
+    }
+}
