@@ -140,7 +140,7 @@ impl fmt::Display for Failure {
             Failure::VersionSkew { message } => write!(f, "version skew: {message}"),
             Failure::UnknownTask { name } => write!(
                 f,
-                "the worker binary has no task named `{name}`: ship the binary the master was built from"
+                "the worker binary has no task named `{name}` (`BIN __pymw list` shows its tasks): ship the binary the master was built from"
             ),
         }
     }

@@ -242,8 +242,6 @@ pub fn run_worker(args: &WorkerArgs) -> WorkerExit {
         }
     };
     let Some(entry) = registry.get(&args.task) else {
-        let known: Vec<&str> = registry.tasks().iter().map(|e| e.name).collect();
-        eprintln!("pymw worker: this binary holds: {}", known.join(", "));
         return fail(
             WorkerExit::UnknownTask,
             Failure::UnknownTask {
@@ -255,18 +253,17 @@ pub fn run_worker(args: &WorkerArgs) -> WorkerExit {
     let bytes = match wire::read_envelope_file(&args.input) {
         Ok(bytes) => bytes,
         Err(e) => {
-            eprintln!("pymw worker: cannot read input {}: {e}", args.input.display());
-            return if e.kind() == std::io::ErrorKind::InvalidData {
-                fail(
-                    WorkerExit::InputCorrupt,
-                    Failure::Decode {
-                        message: format!("input {}: {e}", args.input.display()),
-                    },
-                    stats_since(started),
-                )
+            // The output is written even now: an engine such as HTCondor
+            // holds a job whose declared output file is missing.
+            let exit = if e.kind() == std::io::ErrorKind::InvalidData {
+                WorkerExit::InputCorrupt
             } else {
                 WorkerExit::InputUnreadable
             };
+            let failure = Failure::Decode {
+                message: format!("cannot read input {}: {e}", args.input.display()),
+            };
+            return fail(exit, failure, stats_since(started));
         }
     };
     let input = match wire::decode_input(&bytes) {
