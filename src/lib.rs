@@ -81,6 +81,11 @@ pub mod local {
 pub mod core {
     #[doc(inline)]
     pub use pymw_core::{backend, registry, wire, worker};
+
+    /// CPU time and peak RSS (KiB) of this process so far.
+    pub fn sys_usage() -> (std::time::Duration, u64) {
+        pymw_core::sys::process_usage()
+    }
 }
 
 #[doc(hidden)]

@@ -43,8 +43,8 @@ pub struct Dispatch {
     pub input: Arc<[u8]>,
     /// 0 for the first attempt, then 1, 2, ... after each charged loss.
     pub attempt: u32,
-    /// What the task asks of the engine.
-    pub resources: Arc<Resources>,
+    /// What the task asks of the engine; `None` for the engine's defaults.
+    pub resources: Option<Arc<Resources>>,
 }
 
 /// What happened to an attempt.

@@ -33,9 +33,9 @@ pub struct TaskOptions {
     pub timeout: Option<Duration>,
     /// How many times a lost attempt (crashed worker, held job) is retried.
     pub max_retries: Option<u32>,
-    /// What the task asks of the engine (shared, so a map of a million
-    /// tasks holds one copy).
-    pub resources: Arc<Resources>,
+    /// What the task asks of the engine; `None` for the engine's defaults.
+    /// Shared, so a map of a million tasks holds one copy.
+    pub resources: Option<Arc<Resources>>,
 }
 
 impl TaskOptions {
@@ -51,7 +51,7 @@ impl TaskOptions {
     }
     /// Sets the resources.
     pub fn resources(mut self, resources: Resources) -> Self {
-        self.resources = Arc::new(resources);
+        self.resources = Some(Arc::new(resources));
         self
     }
 }
@@ -96,39 +96,41 @@ pub struct StatusCounts {
 /// A finished task: its value bytes and statistics, or the error.
 pub(crate) type RawOutcome = Result<(Vec<u8>, WorkerStats), TaskError>;
 
+/// Results of a stream (a map or a task set), delivered in batches.
+type StreamBatch = Vec<(u64, RawOutcome)>;
+
 /// Where the driver delivers a task's outcome.
 enum Sink {
+    /// A [`TaskHandle`].
     One(oneshot::Sender<RawOutcome>),
-    Stream {
-        tx: mpsc::UnboundedSender<(u64, RawOutcome)>,
-        tag: u64,
-    },
-}
-
-impl Sink {
-    fn deliver(self, outcome: RawOutcome) {
-        // A receiver that is gone no longer wants the result.
-        match self {
-            Sink::One(tx) => drop(tx.send(outcome)),
-            Sink::Stream { tx, tag } => drop(tx.send((tag, outcome))),
-        }
-    }
+    /// A [`Map`] or [`TaskSet`], registered with the driver once, so that a
+    /// task carries only two integers instead of a channel handle (whose
+    /// reference count would bounce between threads on every task).
+    Stream { stream: u64, tag: u64 },
 }
 
 struct NewTask {
     id: TaskId,
     entry: &'static TaskEntry,
     input: Arc<[u8]>,
-    options: Arc<TaskOptions>,
+    /// `None`: the stream's options (or the defaults).
+    options: Option<Arc<TaskOptions>>,
     sink: Sink,
 }
 
 enum Command {
+    OpenStream {
+        stream: u64,
+        tx: mpsc::UnboundedSender<StreamBatch>,
+        options: Arc<TaskOptions>,
+    },
     Submit(Vec<NewTask>),
     Cancel(Vec<TaskId>),
+    /// Cancels every unfinished task of the stream and forgets it.
+    CloseStream(u64),
 }
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Counters {
     submitted: AtomicU64,
     running: AtomicU64,
@@ -140,7 +142,7 @@ struct Counters {
 struct Shared {
     commands: mpsc::UnboundedSender<Command>,
     next_id: AtomicU64,
-    counters: Counters,
+    counters: Arc<Counters>,
     config: MasterConfig,
     capacity_hint: usize,
     backend_name: &'static str,
@@ -179,18 +181,22 @@ impl Master {
         let (sink, events) = EventSink::channel();
         backend.start(sink)?;
         let (commands, command_rx) = mpsc::unbounded_channel();
+        let counters = Arc::new(Counters::default());
         let shared = Arc::new(Shared {
             commands,
             next_id: AtomicU64::new(0),
-            counters: Counters::default(),
-            config,
+            counters: counters.clone(),
+            config: config.clone(),
             capacity_hint: backend.capacity_hint(),
             backend_name: backend.name(),
         });
         let driver = Driver {
             backend,
-            shared: Arc::downgrade(&shared),
-            tasks: HashMap::with_capacity_and_hasher(1024, Default::default()),
+            counters,
+            config,
+            tasks: HashMap::with_capacity_and_hasher(1024, IdHash),
+            streams: HashMap::with_hasher(IdHash),
+            dirty_streams: Vec::new(),
             deadlines: BinaryHeap::new(),
             outgoing: Vec::new(),
             running: 0,
@@ -213,11 +219,12 @@ impl Master {
     /// How many tasks are where.
     pub fn status(&self) -> StatusCounts {
         let c = &self.shared.counters;
-        let submitted = c.submitted.load(Ordering::Relaxed);
-        let running = c.running.load(Ordering::Relaxed);
-        let done = c.done.load(Ordering::Relaxed);
-        let failed = c.failed.load(Ordering::Relaxed);
-        let cancelled = c.cancelled.load(Ordering::Relaxed);
+        // Read the outcomes before `submitted`, so `queued` never goes negative.
+        let done = c.done.load(Ordering::Acquire);
+        let failed = c.failed.load(Ordering::Acquire);
+        let cancelled = c.cancelled.load(Ordering::Acquire);
+        let running = c.running.load(Ordering::Acquire);
+        let submitted = c.submitted.load(Ordering::Acquire);
         StatusCounts {
             queued: submitted.saturating_sub(running + done + failed + cancelled),
             running,
@@ -231,6 +238,17 @@ impl Master {
         self.shared.next_id.fetch_add(n, Ordering::Relaxed)
     }
 
+    fn command(&self, command: Command) {
+        if let Err(mpsc::error::SendError(Command::Submit(tasks))) = self.shared.commands.send(command) {
+            // The driver is gone (its runtime shut down): nothing will run.
+            for task in tasks {
+                if let Sink::One(tx) = task.sink {
+                    let _ = tx.send(Err(TaskError::MasterGone));
+                }
+            }
+        }
+    }
+
     fn send(&self, tasks: Vec<NewTask>) {
         if tasks.is_empty() {
             return;
@@ -239,13 +257,14 @@ impl Master {
             .counters
             .submitted
             .fetch_add(tasks.len() as u64, Ordering::Relaxed);
-        if let Err(mpsc::error::SendError(Command::Submit(tasks))) =
-            self.shared.commands.send(Command::Submit(tasks))
-        {
-            for task in tasks {
-                task.sink.deliver(Err(TaskError::MasterGone));
-            }
-        }
+        self.command(Command::Submit(tasks));
+    }
+
+    fn open_stream(&self, options: Arc<TaskOptions>) -> (u64, mpsc::UnboundedReceiver<StreamBatch>) {
+        let stream = self.new_ids(1);
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.command(Command::OpenStream { stream, tx, options });
+        (stream, rx)
     }
 
     /// Submits one task; the handle resolves to its value.
@@ -266,7 +285,7 @@ impl Master {
             id,
             entry: task.entry(),
             input: encode_args(&args),
-            options: Arc::new(options),
+            options: Some(Arc::new(options)),
             sink: Sink::One(tx),
         }]);
         TaskHandle {
@@ -282,7 +301,7 @@ impl Master {
     pub fn cancel(&self, ids: impl IntoIterator<Item = TaskId>) {
         let ids: Vec<TaskId> = ids.into_iter().collect();
         if !ids.is_empty() {
-            let _ = self.shared.commands.send(Command::Cancel(ids));
+            self.command(Command::Cancel(ids));
         }
     }
 
@@ -299,27 +318,21 @@ impl Master {
         let inputs = inputs.into_iter();
         let (lower, upper) = inputs.size_hint();
         let total = upper.filter(|&u| u == lower).map(|u| u as u64);
-        let (tx, rx) = mpsc::unbounded_channel();
         Map {
             master: self.clone(),
             entry: task.entry(),
             inputs,
             exhausted: false,
-            options: Arc::new(TaskOptions::default()),
+            options: TaskOptions::default(),
+            stream: None,
             window: self.shared.capacity_hint.max(64),
             ordered: true,
-            tx,
-            rx,
             next_tag: 0,
             next_yield: 0,
+            in_flight: 0,
             reorder: VecDeque::new(),
             ready: VecDeque::new(),
-            in_flight: HashMap::with_hasher(Default::default()),
-            progress: crate::progress::Progress::new(
-                task.name(),
-                total,
-                self.shared.config.progress,
-            ),
+            progress: crate::progress::Progress::new(task.name(), total, self.shared.config.progress),
             _types: PhantomData,
         }
     }
@@ -396,10 +409,12 @@ impl<R: DeserializeOwned> Future for TaskHandle<R> {
 
 /// Tasks of one value type whose results are taken as they finish, like
 /// PyMW's `get_result()` without an argument (and tokio's `JoinSet`).
+/// Dropping the set cancels its unfinished tasks.
 pub struct TaskSet<R> {
     master: Master,
-    tx: mpsc::UnboundedSender<(u64, RawOutcome)>,
-    rx: mpsc::UnboundedReceiver<(u64, RawOutcome)>,
+    stream: u64,
+    rx: mpsc::UnboundedReceiver<StreamBatch>,
+    arrived: VecDeque<(u64, RawOutcome)>,
     names: HashMap<u64, &'static str>,
     _value: PhantomData<fn() -> R>,
 }
@@ -413,11 +428,12 @@ impl<R> std::fmt::Debug for TaskSet<R> {
 impl<R: DeserializeOwned> TaskSet<R> {
     /// An empty set on `master`.
     pub fn new(master: &Master) -> Self {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (stream, rx) = master.open_stream(Arc::new(TaskOptions::default()));
         TaskSet {
             master: master.clone(),
-            tx,
+            stream,
             rx,
+            arrived: VecDeque::new(),
             names: HashMap::new(),
             _value: PhantomData,
         }
@@ -425,20 +441,24 @@ impl<R: DeserializeOwned> TaskSet<R> {
 
     /// Submits a task into the set.
     pub fn submit<A: Serialize>(&mut self, task: Task<A, R>, args: A) -> TaskId {
-        self.submit_with(task, args, TaskOptions::default())
+        self.push(task, args, None)
     }
 
     /// Submits a task into the set with its own options.
     pub fn submit_with<A: Serialize>(&mut self, task: Task<A, R>, args: A, options: TaskOptions) -> TaskId {
+        self.push(task, args, Some(Arc::new(options)))
+    }
+
+    fn push<A: Serialize>(&mut self, task: Task<A, R>, args: A, options: Option<Arc<TaskOptions>>) -> TaskId {
         let id = TaskId(self.master.new_ids(1));
         self.names.insert(id.0, task.name());
         self.master.send(vec![NewTask {
             id,
             entry: task.entry(),
             input: encode_args(&args),
-            options: Arc::new(options),
+            options,
             sink: Sink::Stream {
-                tx: self.tx.clone(),
+                stream: self.stream,
                 tag: id.0,
             },
         }]);
@@ -457,17 +477,28 @@ impl<R: DeserializeOwned> TaskSet<R> {
 
     /// The next task to finish, with its id; `None` when the set is empty.
     pub async fn next_finished(&mut self) -> Option<(TaskId, Result<R, TaskError>)> {
-        if self.names.is_empty() {
-            return None;
+        loop {
+            if let Some((tag, outcome)) = self.arrived.pop_front() {
+                let Some(name) = self.names.remove(&tag) else { continue };
+                return Some((TaskId(tag), decode_value(name, outcome)));
+            }
+            if self.names.is_empty() {
+                return None;
+            }
+            let batch = self.rx.recv().await?;
+            self.arrived.extend(batch);
         }
-        let (tag, outcome) = self.rx.recv().await?;
-        let name = self.names.remove(&tag).unwrap_or("?");
-        Some((TaskId(tag), decode_value(name, outcome)))
     }
 
     /// Cancels every task of the set that has not finished.
     pub fn cancel_all(&self) {
         self.master.cancel(self.names.keys().map(|&k| TaskId(k)));
+    }
+}
+
+impl<R> Drop for TaskSet<R> {
+    fn drop(&mut self) {
+        self.master.command(Command::CloseStream(self.stream));
     }
 }
 
@@ -478,18 +509,19 @@ pub struct Map<A, R, I> {
     entry: &'static TaskEntry,
     inputs: I,
     exhausted: bool,
-    options: Arc<TaskOptions>,
+    options: TaskOptions,
+    /// Opened with the first submission, once the options are final.
+    stream: Option<(u64, mpsc::UnboundedReceiver<StreamBatch>)>,
     window: usize,
     ordered: bool,
-    tx: mpsc::UnboundedSender<(u64, RawOutcome)>,
-    rx: mpsc::UnboundedReceiver<(u64, RawOutcome)>,
     next_tag: u64,
     next_yield: u64,
+    in_flight: usize,
     /// Ordered mode: outcomes of positions `next_yield..next_tag`, `None`
-    /// while running. Unordered mode: finished outcomes with their positions.
+    /// while running.
     reorder: VecDeque<Option<RawOutcome>>,
+    /// Unordered mode: finished outcomes with their positions.
     ready: VecDeque<(u64, RawOutcome)>,
-    in_flight: HashMap<u64, TaskId, IdHash>,
     progress: crate::progress::Progress,
     _types: PhantomData<fn(A) -> R>,
 }
@@ -499,7 +531,7 @@ impl<A, R, I> std::fmt::Debug for Map<A, R, I> {
         f.debug_struct("Map")
             .field("task", &self.entry.name)
             .field("submitted", &self.next_tag)
-            .field("in_flight", &self.in_flight.len())
+            .field("in_flight", &self.in_flight)
             .finish()
     }
 }
@@ -525,7 +557,7 @@ where
 
     /// Options for every task of the map.
     pub fn options(mut self, options: TaskOptions) -> Self {
-        self.options = Arc::new(options);
+        self.options = options;
         self
     }
 
@@ -547,21 +579,21 @@ where
             if let Some(item) = self.take_ready() {
                 return Some(item);
             }
-            if self.in_flight.is_empty() && self.exhausted {
+            if self.in_flight == 0 && self.exhausted {
                 self.progress.finish();
                 return None;
             }
-            // Holding `tx` ourselves, the channel cannot close.
-            let (tag, outcome) = self.rx.recv().await?;
-            self.accept(tag, outcome);
+            let (_, rx) = self.stream.as_mut()?;
+            let batch = rx.recv().await?;
+            self.accept(batch);
         }
     }
 
     /// Returns a result that is ready without waiting, after taking in
     /// whatever has arrived and topping the window up.
     pub(crate) fn take_ready(&mut self) -> Option<(u64, Result<R, TaskError>)> {
-        while let Ok((tag, outcome)) = self.rx.try_recv() {
-            self.accept(tag, outcome);
+        while let Some(batch) = self.stream.as_mut().and_then(|(_, rx)| rx.try_recv().ok()) {
+            self.accept(batch);
         }
         self.top_up();
         let name = self.entry.name;
@@ -584,64 +616,73 @@ where
         if self.exhausted {
             return;
         }
-        let mut batch = Vec::new();
-        loop {
-            let room = if self.ordered {
-                // The reorder buffer stays within the window too.
-                (self.next_yield + self.window as u64).saturating_sub(self.next_tag)
-            } else {
-                self.window.saturating_sub(self.in_flight.len()) as u64
-            };
-            if room == 0 {
-                break;
+        let room = if self.ordered {
+            // The reorder buffer stays within the window too.
+            (self.next_yield + self.window as u64).saturating_sub(self.next_tag) as usize
+        } else {
+            self.window.saturating_sub(self.in_flight)
+        };
+        if room == 0 {
+            return;
+        }
+        let stream = match &self.stream {
+            Some((stream, _)) => *stream,
+            None => {
+                let opened = self.master.open_stream(Arc::new(self.options.clone()));
+                let stream = opened.0;
+                self.stream = Some(opened);
+                stream
             }
+        };
+        let mut batch = Vec::with_capacity(room.min(4096));
+        let first_id = self.master.new_ids(room as u64);
+        for offset in 0..room as u64 {
             let Some(args) = self.inputs.next() else {
                 self.exhausted = true;
                 break;
             };
             let tag = self.next_tag;
             self.next_tag += 1;
-            let id = TaskId(self.master.new_ids(1));
-            self.in_flight.insert(tag, id);
             if self.ordered {
                 self.reorder.push_back(None);
             }
             batch.push(NewTask {
-                id,
+                id: TaskId(first_id + offset),
                 entry: self.entry,
                 input: encode_args(&args),
-                options: self.options.clone(),
-                sink: Sink::Stream {
-                    tx: self.tx.clone(),
-                    tag,
-                },
+                options: None,
+                sink: Sink::Stream { stream, tag },
             });
             if batch.len() >= 4096 {
+                self.in_flight += batch.len();
                 self.master.send(std::mem::take(&mut batch));
             }
         }
+        self.in_flight += batch.len();
         self.master.send(batch);
-        self.progress.set_in_flight(self.in_flight.len() as u64);
+        self.progress.set_in_flight(self.in_flight as u64);
     }
 
-    fn accept(&mut self, tag: u64, outcome: RawOutcome) {
-        if self.in_flight.remove(&tag).is_none() {
-            return;
-        }
-        self.progress.record(outcome.is_ok());
-        if self.ordered {
-            if let Some(slot) = self.reorder.get_mut((tag - self.next_yield) as usize) {
-                *slot = Some(outcome);
+    fn accept(&mut self, batch: StreamBatch) {
+        for (tag, outcome) in batch {
+            self.in_flight -= 1;
+            self.progress.record(outcome.is_ok());
+            if self.ordered {
+                if let Some(slot) = self.reorder.get_mut((tag - self.next_yield) as usize) {
+                    *slot = Some(outcome);
+                }
+            } else {
+                self.ready.push_back((tag, outcome));
             }
-        } else {
-            self.ready.push_back((tag, outcome));
         }
     }
 }
 
 impl<A, R, I> Drop for Map<A, R, I> {
     fn drop(&mut self) {
-        self.master.cancel(self.in_flight.values().copied());
+        if let Some((stream, _)) = &self.stream {
+            self.master.command(Command::CloseStream(*stream));
+        }
     }
 }
 
@@ -691,7 +732,8 @@ fn task_of(key: AttemptKey) -> TaskId {
 struct TaskState {
     entry: &'static TaskEntry,
     input: Arc<[u8]>,
-    options: Arc<TaskOptions>,
+    /// `None`: the stream's options.
+    options: Option<Arc<TaskOptions>>,
     sink: Sink,
     /// Attempts made so far, counting the current one.
     attempt: u32,
@@ -704,13 +746,32 @@ impl TaskState {
     }
 }
 
+/// A map or task set, as the driver sees it.
+struct StreamState {
+    tx: mpsc::UnboundedSender<StreamBatch>,
+    options: Arc<TaskOptions>,
+    /// Outcomes not yet sent: one channel message per driver turn.
+    buffer: StreamBatch,
+}
+
 struct Driver {
     backend: Box<dyn Backend>,
-    shared: std::sync::Weak<Shared>,
+    counters: Arc<Counters>,
+    config: MasterConfig,
     tasks: HashMap<TaskId, TaskState, IdHash>,
+    streams: HashMap<u64, StreamState, IdHash>,
+    dirty_streams: Vec<u64>,
     deadlines: BinaryHeap<Reverse<(Instant, AttemptKey)>>,
     outgoing: Vec<Dispatch>,
     running: u64,
+}
+
+/// What a task's settings come to, after its own, its stream's and the
+/// master's defaults.
+struct Effective {
+    max_retries: u32,
+    timeout: Option<Duration>,
+    resources: Option<Arc<Resources>>,
 }
 
 impl Driver {
@@ -743,42 +804,49 @@ impl Driver {
             }
             self.flush();
         }
-        // Every master handle is gone: stop the engine.
+        // Every master handle is gone; Drop stops the engine.
         tracing::debug!("master dropped: shutting the backend down");
         for (_, state) in self.tasks.drain() {
-            state.sink.deliver(Err(TaskError::MasterGone));
+            if let Sink::One(tx) = state.sink {
+                let _ = tx.send(Err(TaskError::MasterGone));
+            }
         }
     }
 
-    fn counters(&self) -> Option<Arc<Shared>> {
-        self.shared.upgrade()
-    }
-
-    /// Counts running tasks in the shared counters right away, so that a
-    /// result is never delivered before the counts that include it.
-    fn add_running(&mut self, delta: i64) {
-        self.running = self.running.wrapping_add_signed(delta);
-        if let Some(shared) = self.counters() {
-            shared.counters.running.store(self.running, Ordering::Relaxed);
+    fn effective(&self, state: &TaskState) -> Effective {
+        let stream_options = match &state.sink {
+            Sink::Stream { stream, .. } => self.streams.get(stream).map(|s| &*s.options),
+            Sink::One(_) => None,
+        };
+        let own = state.options.as_deref();
+        let pick = |f: &dyn Fn(&TaskOptions) -> Option<u32>| own.and_then(f).or_else(|| stream_options.and_then(f));
+        Effective {
+            max_retries: pick(&|o| o.max_retries).unwrap_or(self.config.max_retries),
+            timeout: own
+                .and_then(|o| o.timeout)
+                .or_else(|| stream_options.and_then(|o| o.timeout))
+                .or(self.config.timeout),
+            resources: own
+                .and_then(|o| o.resources.clone())
+                .or_else(|| stream_options.and_then(|o| o.resources.clone())),
         }
-    }
-
-    fn max_retries(&self, options: &TaskOptions) -> u32 {
-        options.max_retries.unwrap_or_else(|| {
-            self.counters().map_or(3, |s| s.config.max_retries)
-        })
-    }
-
-    fn timeout(&self, options: &TaskOptions) -> Option<Duration> {
-        options
-            .timeout
-            .or_else(|| self.counters().and_then(|s| s.config.timeout))
     }
 
     fn handle_command(&mut self, command: Command) {
         match command {
+            Command::OpenStream { stream, tx, options } => {
+                self.streams.insert(
+                    stream,
+                    StreamState {
+                        tx,
+                        options,
+                        buffer: Vec::new(),
+                    },
+                );
+            }
             Command::Submit(tasks) => {
                 self.tasks.reserve(tasks.len());
+                self.outgoing.reserve(tasks.len());
                 for task in tasks {
                     let state = TaskState {
                         entry: task.entry,
@@ -792,28 +860,45 @@ impl Driver {
                     self.dispatch(task.id);
                 }
             }
-            Command::Cancel(ids) => {
-                let mut keys = Vec::new();
-                for id in ids {
-                    if let Some(state) = self.tasks.remove(&id) {
-                        keys.push(state.key(id));
-                        let task = state.entry.name;
-                        self.finish(state, Err(TaskError::Cancelled { task }), Outcome::Cancelled);
-                    }
-                }
-                self.outgoing.retain(|d| !keys.contains(&d.key));
-                if !keys.is_empty() {
-                    self.backend.cancel(&keys);
-                }
+            Command::Cancel(ids) => self.cancel(ids),
+            Command::CloseStream(stream) => {
+                let ids: Vec<TaskId> = self
+                    .tasks
+                    .iter()
+                    .filter(|(_, s)| matches!(s.sink, Sink::Stream { stream: of, .. } if of == stream))
+                    .map(|(id, _)| *id)
+                    .collect();
+                self.cancel(ids);
+                self.flush_streams();
+                self.streams.remove(&stream);
             }
         }
     }
 
+    fn cancel(&mut self, ids: Vec<TaskId>) {
+        let mut keys = Vec::new();
+        for id in ids {
+            if let Some(state) = self.tasks.remove(&id) {
+                keys.push(state.key(id));
+                let task = state.entry.name;
+                self.finish(state, Err(TaskError::Cancelled { task }), Outcome::Cancelled);
+            }
+        }
+        if keys.is_empty() {
+            return;
+        }
+        let cancelled: std::collections::HashSet<AttemptKey> = keys.iter().copied().collect();
+        self.outgoing.retain(|d| !cancelled.contains(&d.key));
+        self.backend.cancel(&keys);
+    }
+
     /// Queues the next attempt of a task for the backend.
     fn dispatch(&mut self, id: TaskId) {
-        let Some(state) = self.tasks.get_mut(&id) else {
+        let Some(state) = self.tasks.get(&id) else {
             return;
         };
+        let resources = self.effective(state).resources;
+        let state = self.tasks.get_mut(&id).expect("just found");
         state.attempt += 1;
         state.running = false;
         self.outgoing.push(Dispatch {
@@ -821,11 +906,12 @@ impl Driver {
             task: state.entry,
             input: state.input.clone(),
             attempt: state.attempt - 1,
-            resources: state.options.resources.clone(),
+            resources,
         });
     }
 
     fn flush(&mut self) {
+        self.flush_streams();
         if self.outgoing.is_empty() {
             return;
         }
@@ -836,14 +922,20 @@ impl Driver {
             for key in keys {
                 if let Some(state) = self.tasks.remove(&task_of(key)) {
                     let task = state.entry.name;
-                    self.finish(
-                        state,
-                        Err(TaskError::Backend {
-                            task,
-                            message: error.message.clone(),
-                        }),
-                        Outcome::Failed,
-                    );
+                    let message = error.message.clone();
+                    self.finish(state, Err(TaskError::Backend { task, message }), Outcome::Failed);
+                }
+            }
+            self.flush_streams();
+        }
+    }
+
+    fn flush_streams(&mut self) {
+        for stream in self.dirty_streams.drain(..) {
+            if let Some(state) = self.streams.get_mut(&stream) {
+                if !state.buffer.is_empty() {
+                    // A receiver that is gone no longer wants the results.
+                    let _ = state.tx.send(std::mem::take(&mut state.buffer));
                 }
             }
         }
@@ -861,13 +953,15 @@ impl Driver {
             match event {
                 Event::Started { key } => {
                     let Some(state) = self.current(key) else { continue };
-                    if !state.running {
-                        state.running = true;
-                        let options = state.options.clone();
-                        self.add_running(1);
-                        if let Some(timeout) = self.timeout(&options) {
-                            self.deadlines.push(Reverse((Instant::now() + timeout, key)));
-                        }
+                    if state.running {
+                        continue;
+                    }
+                    state.running = true;
+                    let state = self.tasks.get(&task_of(key)).expect("just found");
+                    let timeout = self.effective(state).timeout;
+                    self.add_running(1);
+                    if let Some(timeout) = timeout {
+                        self.deadlines.push(Reverse((Instant::now() + timeout, key)));
                     }
                 }
                 Event::Finished {
@@ -876,10 +970,7 @@ impl Driver {
                     stats,
                     stderr_tail,
                 } => {
-                    if self.current(key).is_none() {
-                        continue;
-                    }
-                    let state = self.take(key);
+                    let Some(state) = self.take(key) else { continue };
                     let result = match outcome {
                         Ok(value) => Ok((value, stats)),
                         Err(failure) => Err(TaskError::Failed {
@@ -897,17 +988,18 @@ impl Driver {
                     cause,
                     stderr_tail,
                 } => {
-                    let Some(state) = self.current(key) else { continue };
-                    let options = state.options.clone();
+                    if self.current(key).is_none() {
+                        continue;
+                    }
+                    let state = &self.tasks[&task_of(key)];
                     let attempts = state.attempt;
                     let name = state.entry.name;
-                    if attempts > self.max_retries(&options) {
-                        let state = self.take(key);
-                        let task = state.entry.name;
+                    if attempts > self.effective(state).max_retries {
+                        let state = self.take(key).expect("current");
                         self.finish(
                             state,
                             Err(TaskError::WorkerLost {
-                                task,
+                                task: name,
                                 cause,
                                 attempts,
                                 stderr_tail,
@@ -935,6 +1027,13 @@ impl Driver {
         }
     }
 
+    /// Counts running tasks in the shared counters right away, so that a
+    /// result is never delivered before the counts that include it.
+    fn add_running(&mut self, delta: i64) {
+        self.running = self.running.wrapping_add_signed(delta);
+        self.counters.running.store(self.running, Ordering::Release);
+    }
+
     fn stop_running(&mut self, key: AttemptKey) {
         if let Some(state) = self.current(key) {
             if std::mem::replace(&mut state.running, false) {
@@ -944,24 +1043,34 @@ impl Driver {
     }
 
     /// Removes the task of the current attempt `key` from the table.
-    fn take(&mut self, key: AttemptKey) -> TaskState {
-        self.stop_running(key);
-        self.tasks.remove(&task_of(key)).expect("checked by current()")
+    fn take(&mut self, key: AttemptKey) -> Option<TaskState> {
+        self.current(key)?;
+        self.tasks.remove(&task_of(key))
     }
 
     fn finish(&mut self, state: TaskState, result: RawOutcome, kind: Outcome) {
         if state.running {
             self.add_running(-1);
         }
-        if let Some(shared) = self.counters() {
-            let counter = match kind {
-                Outcome::Done => &shared.counters.done,
-                Outcome::Failed => &shared.counters.failed,
-                Outcome::Cancelled => &shared.counters.cancelled,
-            };
-            counter.fetch_add(1, Ordering::Relaxed);
+        let counter = match kind {
+            Outcome::Done => &self.counters.done,
+            Outcome::Failed => &self.counters.failed,
+            Outcome::Cancelled => &self.counters.cancelled,
+        };
+        counter.fetch_add(1, Ordering::Release);
+        match state.sink {
+            Sink::One(tx) => {
+                let _ = tx.send(result);
+            }
+            Sink::Stream { stream, tag } => {
+                if let Some(entry) = self.streams.get_mut(&stream) {
+                    if entry.buffer.is_empty() {
+                        self.dirty_streams.push(stream);
+                    }
+                    entry.buffer.push((tag, result));
+                }
+            }
         }
-        state.sink.deliver(result);
     }
 
     fn expire_deadlines(&mut self) {
@@ -981,8 +1090,9 @@ impl Driver {
         }
         self.backend.cancel(&expired);
         for key in expired {
-            let state = self.take(key);
-            let after = self.timeout(&state.options).unwrap_or_default();
+            let Some(state) = self.tasks.get(&task_of(key)) else { continue };
+            let after = self.effective(state).timeout.unwrap_or_default();
+            let state = self.take(key).expect("current");
             let task = state.entry.name;
             self.finish(state, Err(TaskError::TimedOut { task, after }), Outcome::Failed);
         }

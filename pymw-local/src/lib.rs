@@ -532,6 +532,7 @@ fn requeued(dispatch: &Dispatch, reason: &str) -> Event {
 /// Takes work for worker `index` from the queue and writes it to its stdin.
 fn feed_worker(shared: &Shared, index: usize, mut stdin: ChildStdin) {
     let mut buf = Vec::with_capacity(1 << 16);
+    let mut last_task: Option<(&'static pymw_core::registry::TaskEntry, u32)> = None;
     loop {
         let (batch, first_started) = {
             let mut state = shared.lock();
@@ -572,9 +573,17 @@ fn feed_worker(shared: &Shared, index: usize, mut stdin: ChildStdin) {
         };
         buf.clear();
         for dispatch in &batch {
-            let index = Registry::global()
-                .index_of(dispatch.task.name)
-                .expect("a registered task") as u32;
+            // Maps send one task many times: look its index up once per run.
+            let index = match last_task {
+                Some((entry, index)) if std::ptr::eq(entry, dispatch.task) => index,
+                _ => {
+                    let index = Registry::global()
+                        .index_of(dispatch.task.name)
+                        .expect("a registered task") as u32;
+                    last_task = Some((dispatch.task, index));
+                    index
+                }
+            };
             frame::push_request(&mut buf, dispatch.key, index, &dispatch.input);
         }
         let first_key = batch[0].key;
@@ -629,11 +638,11 @@ fn read_replies(
             .map_err(|e| e.to_string())?
         {
             let reply = frame::parse_reply(bytes);
-            replies.push((
-                reply.key,
-                reply.outcome().map(<[u8]>::to_vec),
-                reply.stats(host),
-            ));
+            let outcome = reply.outcome().map(<[u8]>::to_vec);
+            // The host is only reported with failures: a string per tiny
+            // result would cost more than the task.
+            let stats = reply.stats(if outcome.is_err() { host } else { "" });
+            replies.push((reply.key, outcome, stats));
             at += used;
         }
         buf.drain(..at);

@@ -1,0 +1,224 @@
+//! `pymw-bench`: how much pymw costs, measured against peers in the same run.
+//!
+//! ```text
+//! cargo run --release -p pymw-bench -- [--quick]
+//! ```
+//!
+//! Each figure is printed next to its peer and as a ratio:
+//! - tiny tasks through the local backend (2 workers) vs one process spawned
+//!   per task (what PyMW's generic interface does) vs rayon in one process
+//!   (the ceiling);
+//! - 10 ms CPU-bound tasks: parallel efficiency against the same work run
+//!   serially in this process;
+//! - 1 MB inputs and outputs: bytes per second through the workers against a
+//!   plain in-process copy of the same bytes;
+//! - a map over 1,000,000 tiny inputs: the master's peak RSS (bounded memory).
+
+use clap::Parser;
+use pymw::blocking::Master;
+use pymw::local::{LocalBackend, LocalConfig};
+use std::time::{Duration, Instant};
+
+/// The tiny task: as little work as a task can do.
+#[pymw::task]
+fn add_one(x: u64) -> u64 {
+    x.wrapping_add(1)
+}
+
+/// About `micros` microseconds of CPU work; returns a checksum so it cannot
+/// be optimised away.
+#[pymw::task]
+fn spin(iterations: u64) -> u64 {
+    spin_work(iterations)
+}
+
+fn spin_work(iterations: u64) -> u64 {
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    for i in 0..iterations {
+        x = x.rotate_left(5) ^ i.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    }
+    x
+}
+
+/// Echoes its bytes, changed, so both directions carry the full payload.
+#[pymw::task]
+fn flip(mut bytes: Vec<u8>) -> Vec<u8> {
+    for b in bytes.iter_mut().step_by(4096) {
+        *b = !*b;
+    }
+    bytes
+}
+
+#[derive(Parser)]
+struct Cli {
+    /// Smaller runs (for CI smoke checks); the figures are noisier.
+    #[arg(long)]
+    quick: bool,
+    /// Only the tiny-task throughput (for profiling).
+    #[arg(long)]
+    only_tiny: bool,
+    /// Worker processes.
+    #[arg(long, default_value_t = 2)]
+    workers: usize,
+}
+
+fn master(workers: usize) -> anyhow::Result<Master> {
+    let config = pymw::MasterConfig {
+        progress: false,
+        ..pymw::MasterConfig::default()
+    };
+    Ok(Master::start_with(
+        Box::new(LocalBackend::new(LocalConfig::default().workers(workers))),
+        config,
+    )?)
+}
+
+fn rate(n: u64, elapsed: Duration) -> f64 {
+    n as f64 / elapsed.as_secs_f64()
+}
+
+fn peak_rss_kib() -> u64 {
+    pymw::core::sys_usage().1
+}
+
+#[pymw::main]
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let scale = if cli.quick { 10 } else { 1 };
+    println!("pymw-bench: {} workers, {} cores", cli.workers, std::thread::available_parallelism()?.get());
+
+    // 1. Tiny tasks.
+    let master = master(cli.workers)?;
+    // Warm up: workers started, windows grown.
+    let _ = master.map(add_one::task(), 0..100_000u64).collect_values()?;
+    let n = 2_000_000 / scale as u64;
+    let t0 = Instant::now();
+    let mut sum = 0u64;
+    for value in master.map(add_one::task(), 0..n) {
+        sum = sum.wrapping_add(value?);
+    }
+    let pymw_rate = rate(n, t0.elapsed());
+    anyhow::ensure!(sum == n * (n + 1) / 2, "wrong sum");
+    if cli.only_tiny {
+        println!("pymw local: {pymw_rate:.0} tasks/s");
+        return Ok(());
+    }
+
+    let spawn_n = 300 / scale as u64;
+    let spawn_rate = process_per_task(spawn_n)?;
+
+    let rayon_n = 20_000_000 / scale as u64;
+    let t0 = Instant::now();
+    let rayon_sum: u64 = {
+        use rayon::prelude::*;
+        (0..rayon_n).into_par_iter().map(|x| std::hint::black_box(x).wrapping_add(1)).sum()
+    };
+    let rayon_rate = rate(rayon_n, t0.elapsed());
+    anyhow::ensure!(rayon_sum == rayon_n * (rayon_n + 1) / 2, "wrong rayon sum");
+    println!("\ntiny tasks (x + 1):");
+    println!("  pymw local, {} workers      {:>14.0} tasks/s  ({n} tasks)", cli.workers, pymw_rate);
+    println!("  process per task            {:>14.0} tasks/s  ({spawn_n} tasks)  pymw is {:.0}x faster", spawn_rate, pymw_rate / spawn_rate);
+    println!("  rayon, one process          {:>14.0} tasks/s  ({rayon_n} tasks)  pymw reaches {:.3} of it", rayon_rate, pymw_rate / rayon_rate);
+    println!("  per-task overhead           {:>14.2} us", 1e6 / pymw_rate * cli.workers as f64);
+
+    // 2. 10 ms CPU-bound tasks.
+    let iterations = calibrate_10ms();
+    let tasks = 200 / scale as u64;
+    let t0 = Instant::now();
+    for _ in 0..tasks.min(20) {
+        std::hint::black_box(spin_work(iterations));
+    }
+    let serial_per_task = t0.elapsed() / tasks.min(20) as u32;
+    let t0 = Instant::now();
+    let _ = master.map(spin::task(), std::iter::repeat_n(iterations, tasks as usize)).collect_values()?;
+    let parallel = t0.elapsed();
+    let efficiency = (serial_per_task.as_secs_f64() * tasks as f64) / (parallel.as_secs_f64() * cli.workers as f64);
+    println!("\n10 ms CPU-bound tasks ({tasks} tasks of {:.1} ms):", serial_per_task.as_secs_f64() * 1e3);
+    println!("  serial, this process        {:>10.3} s", serial_per_task.as_secs_f64() * tasks as f64);
+    println!("  pymw local, {} workers      {:>10.3} s   parallel efficiency {:.3}", cli.workers, parallel.as_secs_f64(), efficiency);
+
+    // 3. 1 MB inputs and outputs.
+    let mb = 1 << 20;
+    let payload: Vec<u8> = (0..mb).map(|i| (i % 251) as u8).collect();
+    let count = 400 / scale;
+    let _ = master.map(flip::task(), std::iter::repeat_n(payload.clone(), 8)).collect_values()?;
+    let t0 = Instant::now();
+    for value in master.map(flip::task(), std::iter::repeat_n(payload.clone(), count)).window(8) {
+        anyhow::ensure!(value?.len() == mb, "short output");
+    }
+    let elapsed = t0.elapsed();
+    let bytes = (2 * mb * count) as f64;
+    let t0 = Instant::now();
+    for _ in 0..count {
+        let copy = std::hint::black_box(payload.clone());
+        std::hint::black_box(copy.clone());
+    }
+    let memcpy = t0.elapsed();
+    println!("\n1 MB in, 1 MB out ({count} tasks):");
+    println!("  pymw local                  {:>10.2} GB/s", bytes / elapsed.as_secs_f64() / 1e9);
+    println!("  in-process copies           {:>10.2} GB/s  pymw reaches {:.3} of it", bytes / memcpy.as_secs_f64() / 1e9, memcpy.as_secs_f64() / elapsed.as_secs_f64());
+    drop(master);
+
+    // 4. A million tiny inputs: the master's memory stays bounded.
+    let master = self::master(cli.workers)?;
+    let before = peak_rss_kib();
+    let n = 1_000_000 / scale as u64;
+    let mut count = 0u64;
+    for value in master.map(add_one::task(), 0..n) {
+        value?;
+        count += 1;
+    }
+    anyhow::ensure!(count == n, "missing results");
+    let after = peak_rss_kib();
+    println!("\nmap over {n} tiny inputs:");
+    println!("  master peak RSS             {:>10.1} MiB (was {:.1} MiB before; {:.1} bytes per task if it grew with the map)", after as f64 / 1024.0, before as f64 / 1024.0, (after.saturating_sub(before) * 1024) as f64 / n as f64);
+    Ok(())
+}
+
+/// Iterations of `spin_work` that take about 10 ms here.
+fn calibrate_10ms() -> u64 {
+    let mut iterations = 100_000u64;
+    loop {
+        let t0 = Instant::now();
+        std::hint::black_box(spin_work(iterations));
+        let took = t0.elapsed();
+        if took > Duration::from_millis(20) {
+            return (iterations as f64 * 0.010 / took.as_secs_f64()) as u64;
+        }
+        iterations *= 2;
+    }
+}
+
+/// Tasks per second when each task is a new process of this binary reading
+/// an input file and writing an output file (`__pymw worker`).
+fn process_per_task(n: u64) -> anyhow::Result<f64> {
+    let dir = std::env::temp_dir().join(format!("pymw-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let task = add_one::task();
+    let exe = std::env::current_exe()?;
+    let t0 = Instant::now();
+    for i in 0..n {
+        let input = dir.join(format!("in-{i}"));
+        let output = dir.join(format!("out-{i}"));
+        let payload = pymw::core::wire::encode_payload(&i);
+        let mut bytes = Vec::new();
+        pymw::core::wire::encode_input(
+            &pymw::core::wire::InputBody { task: task.name(), fingerprint: (task.entry().fingerprint)(), payload: &payload },
+            &mut bytes,
+        );
+        std::fs::write(&input, bytes)?;
+        let status = std::process::Command::new(&exe)
+            .args(["__pymw", "worker", "--task", task.name(), "--input"])
+            .arg(&input)
+            .arg("--output")
+            .arg(&output)
+            .status()?;
+        anyhow::ensure!(status.success(), "worker failed: {status}");
+        let out = std::fs::read(&output)?;
+        let body = pymw::core::wire::decode_output(&out)?;
+        anyhow::ensure!(matches!(body.outcome, pymw::core::wire::Outcome::Ok(_)), "task failed");
+    }
+    let r = rate(n, t0.elapsed());
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(r)
+}

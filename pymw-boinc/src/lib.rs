@@ -1,0 +1,61 @@
+//! The format layer of pymw's BOINC backend.
+//!
+//! Everything here is pure code or plain file-system code, written against
+//! formats recorded from a real BOINC 7.20.5 project server and Debian
+//! `boinc-client` 7.20.5 (the `shared/fixtures/boinc` recordings):
+//!
+//! - [`slot`]: the worker side of the app protocol without the BOINC library:
+//!   logical file names in the slot directory, `init_data.xml`, and the
+//!   `boinc_finish_called` file that makes an exit 0 count as success.
+//! - [`shmem`]: the shared-memory message channels (progress, CPU time,
+//!   suspend/resume/quit/abort) between the client and the app.
+//! - [`templates`]: input (workunit) and result templates.
+//! - [`create_work`]: `bin/create_work --stdin` command line, job lines and
+//!   error output; the download hierarchy.
+//! - [`app_version`]: `apps/APP/VERSION/PLATFORM/`, `version.xml`, content
+//!   hashed physical names, `update_versions` output.
+//! - [`daemons`]: `script_assimilator` / `script_validator` argv, the
+//!   `config.xml` `<daemon>` entries that register a pymw binary in those
+//!   roles, and the workunit `error_mask`.
+//! - [`remote`]: remote job submission (`submit_rpc_handler.php`) request
+//!   bodies and reply parsers, and `get_output.php` URLs.
+//!
+//! # Facts from the recordings that this crate relies on
+//!
+//! - A job's outcome on the client is decided by how the app exits: exit 0 is
+//!   a success only if the app first wrote `boinc_finish_called` (content
+//!   `0\n`) in its slot; without it the client restarts the app in the same
+//!   slot about once a second and gives up after 100 such exits
+//!   (`exit_status` -226). A nonzero exit code becomes `exit_status` as is
+//!   (a Rust panic is 101) and is an immediate error; SIGKILL/SIGTERM/SIGINT/
+//!   SIGQUIT/SIGHUP are "killed from outside": the task is restarted in the
+//!   same slot (files written before are still there, which is how a
+//!   checkpoint survives).
+//! - The app's stderr comes back in `result.stderr_out`, wrapped as
+//!   `<core_client_version>..</core_client_version>` + CDATA + optional
+//!   `<message>` + `<stderr_txt>` holding only the last 63 KB (64512 bytes)
+//!   of `stderr.txt`; stdout is `/dev/null`.
+//! - A non-API app is never stopped promptly by an abort: after a user abort
+//!   the client kills it 60 s later; after a project abort (`abort_jobs`,
+//!   `abort_batch`) the processes were not killed at all and their outputs
+//!   were ignored.
+//! - Every server reply is HTTP 200, errors included; errors are in the body.
+//! - `file_deleter` removes uploads and inputs about 2 s after assimilation,
+//!   and a staged input shared by several jobs after the first of them is
+//!   assimilated: give each job its own input names (or `no_delete`).
+//! - One job takes about 18-24 s from `create_work` to assimilated output on
+//!   the local lab with fast settings (20 jobs: about 40 s); the client's 1 s
+//!   poll and about 2 s per HTTP transfer dominate, not the server.
+
+pub mod app_version;
+pub mod create_work;
+pub mod daemons;
+pub mod remote;
+pub mod shmem;
+pub mod slot;
+pub mod templates;
+
+mod hex;
+mod xml;
+
+pub use daemons::{WuErrorMask, WuErrorReason};
