@@ -11,6 +11,9 @@ pub enum BackendKind {
     /// Persistent worker processes on this machine's cores.
     #[cfg(feature = "local")]
     Local,
+    /// Jobs of an HTCondor pool, submitted from this machine.
+    #[cfg(feature = "condor")]
+    Condor,
 }
 
 /// Command-line options that pick and configure the backend. Flatten it into
@@ -44,6 +47,10 @@ pub struct Args {
     /// No progress bar or progress lines.
     #[arg(long)]
     pub no_progress: bool,
+    /// Options of the HTCondor backend.
+    #[cfg(feature = "condor")]
+    #[command(flatten)]
+    pub condor: pymw_condor::CondorArgs,
 }
 
 impl Default for Args {
@@ -55,6 +62,8 @@ impl Default for Args {
             max_retries: 3,
             task_timeout: None,
             no_progress: false,
+            #[cfg(feature = "condor")]
+            condor: pymw_condor::CondorArgs::default(),
         }
     }
 }
@@ -84,6 +93,8 @@ impl Args {
                 }
                 Ok(Box::new(pymw_local::LocalBackend::new(config)))
             }
+            #[cfg(feature = "condor")]
+            BackendKind::Condor => Ok(Box::new(pymw_condor::CondorBackend::new(self.condor.config()))),
         }
     }
 

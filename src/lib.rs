@@ -1,5 +1,8 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
+// The docs of `#[pymw::main]` show `fn main` on purpose: it is what the
+// attribute is about.
+#![allow(clippy::needless_doctest_main)]
 
 mod args;
 
@@ -64,7 +67,7 @@ pub use pymw_macros::main;
 
 #[doc(inline)]
 pub use pymw_core::{
-    Backend, BackendError, Error, Failure, Map, Master, MasterConfig, Resources, StatusCounts,
+    Backend, BackendError, Bytes, Error, Failure, Map, Master, MasterConfig, Resources, StatusCounts,
     Task, TaskError, TaskHandle, TaskId, TaskOptions, TaskSet, WorkerStats, blocking, init,
 };
 
@@ -74,6 +77,15 @@ pub use pymw_core::{
 pub mod local {
     #[doc(inline)]
     pub use pymw_local::{LocalBackend, LocalConfig};
+}
+
+/// The HTCondor backend: tasks run as jobs of an HTCondor pool, one cluster
+/// per batch, with this binary as the executable.
+#[cfg(feature = "condor")]
+#[cfg_attr(docsrs, doc(cfg(feature = "condor")))]
+pub mod condor {
+    #[doc(inline)]
+    pub use pymw_condor::{CondorArgs, CondorBackend, CondorConfig, ExtraExecutable};
 }
 
 /// Lower-level pieces for backends and tools: the wire format, the worker

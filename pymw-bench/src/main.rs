@@ -25,24 +25,42 @@ fn add_one(x: u64) -> u64 {
     x.wrapping_add(1)
 }
 
-/// About `micros` microseconds of CPU work; returns a checksum so it cannot
-/// be optimised away.
+/// Burns `micros` microseconds of this thread's CPU time; returns a checksum
+/// so the work cannot be optimised away. Bounded by CPU time rather than by
+/// an iteration count, so that it is the same work wherever it runs.
 #[pymw::task]
-fn spin(iterations: u64) -> u64 {
-    spin_work(iterations)
+fn spin(micros: u64) -> u64 {
+    spin_work(micros)
 }
 
-fn spin_work(iterations: u64) -> u64 {
+fn spin_work(micros: u64) -> u64 {
+    let end = thread_cpu_ns() + micros * 1000;
     let mut x = 0x9E37_79B9_7F4A_7C15u64;
-    for i in 0..iterations {
-        x = x.rotate_left(5) ^ i.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    let mut i = 0u64;
+    loop {
+        for _ in 0..1000 {
+            x = x.rotate_left(5) ^ i.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            i += 1;
+        }
+        if thread_cpu_ns() >= end {
+            return std::hint::black_box(x);
+        }
     }
-    x
+}
+
+fn thread_cpu_ns() -> u64 {
+    // SAFETY: clock_gettime writes into the zeroed struct we pass.
+    let ts = unsafe {
+        let mut ts: libc::timespec = std::mem::zeroed();
+        libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts);
+        ts
+    };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// Echoes its bytes, changed, so both directions carry the full payload.
 #[pymw::task]
-fn flip(mut bytes: Vec<u8>) -> Vec<u8> {
+fn flip(mut bytes: pymw::Bytes) -> pymw::Bytes {
     for b in bytes.iter_mut().step_by(4096) {
         *b = !*b;
     }
@@ -89,6 +107,7 @@ fn main() -> anyhow::Result<()> {
 
     // 1. Tiny tasks.
     let master = master(cli.workers)?;
+
     // Warm up: workers started, windows grown.
     let _ = master.map(add_one::task(), 0..100_000u64).collect_values()?;
     let n = 2_000_000 / scale as u64;
@@ -122,24 +141,19 @@ fn main() -> anyhow::Result<()> {
     println!("  per-task overhead           {:>14.2} us", 1e6 / pymw_rate * cli.workers as f64);
 
     // 2. 10 ms CPU-bound tasks.
-    let iterations = calibrate_10ms();
     let tasks = 200 / scale as u64;
+    let serial = std::time::Duration::from_millis(10) * tasks as u32;
     let t0 = Instant::now();
-    for _ in 0..tasks.min(20) {
-        std::hint::black_box(spin_work(iterations));
-    }
-    let serial_per_task = t0.elapsed() / tasks.min(20) as u32;
-    let t0 = Instant::now();
-    let _ = master.map(spin::task(), std::iter::repeat_n(iterations, tasks as usize)).collect_values()?;
+    let _ = master.map(spin::task(), std::iter::repeat_n(10_000u64, tasks as usize)).collect_values()?;
     let parallel = t0.elapsed();
-    let efficiency = (serial_per_task.as_secs_f64() * tasks as f64) / (parallel.as_secs_f64() * cli.workers as f64);
-    println!("\n10 ms CPU-bound tasks ({tasks} tasks of {:.1} ms):", serial_per_task.as_secs_f64() * 1e3);
-    println!("  serial, this process        {:>10.3} s", serial_per_task.as_secs_f64() * tasks as f64);
+    let efficiency = serial.as_secs_f64() / (parallel.as_secs_f64() * cli.workers as f64);
+    println!("\n10 ms CPU-bound tasks ({tasks} tasks, each 10 ms of worker CPU time):");
+    println!("  the work, serially          {:>10.3} s", serial.as_secs_f64());
     println!("  pymw local, {} workers      {:>10.3} s   parallel efficiency {:.3}", cli.workers, parallel.as_secs_f64(), efficiency);
 
     // 3. 1 MB inputs and outputs.
     let mb = 1 << 20;
-    let payload: Vec<u8> = (0..mb).map(|i| (i % 251) as u8).collect();
+    let payload = pymw::Bytes((0..mb).map(|i| (i % 251) as u8).collect());
     let count = 400 / scale;
     let _ = master.map(flip::task(), std::iter::repeat_n(payload.clone(), 8)).collect_values()?;
     let t0 = Instant::now();
@@ -154,7 +168,7 @@ fn main() -> anyhow::Result<()> {
         std::hint::black_box(copy.clone());
     }
     let memcpy = t0.elapsed();
-    println!("\n1 MB in, 1 MB out ({count} tasks):");
+    println!("\n1 MB in, 1 MB out as pymw::Bytes ({count} tasks):");
     println!("  pymw local                  {:>10.2} GB/s", bytes / elapsed.as_secs_f64() / 1e9);
     println!("  in-process copies           {:>10.2} GB/s  pymw reaches {:.3} of it", bytes / memcpy.as_secs_f64() / 1e9, memcpy.as_secs_f64() / elapsed.as_secs_f64());
     drop(master);
@@ -173,20 +187,6 @@ fn main() -> anyhow::Result<()> {
     println!("\nmap over {n} tiny inputs:");
     println!("  master peak RSS             {:>10.1} MiB (was {:.1} MiB before; {:.1} bytes per task if it grew with the map)", after as f64 / 1024.0, before as f64 / 1024.0, (after.saturating_sub(before) * 1024) as f64 / n as f64);
     Ok(())
-}
-
-/// Iterations of `spin_work` that take about 10 ms here.
-fn calibrate_10ms() -> u64 {
-    let mut iterations = 100_000u64;
-    loop {
-        let t0 = Instant::now();
-        std::hint::black_box(spin_work(iterations));
-        let took = t0.elapsed();
-        if took > Duration::from_millis(20) {
-            return (iterations as f64 * 0.010 / took.as_secs_f64()) as u64;
-        }
-        iterations *= 2;
-    }
 }
 
 /// Tasks per second when each task is a new process of this binary reading

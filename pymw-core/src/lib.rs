@@ -6,6 +6,7 @@
 
 pub mod backend;
 pub mod blocking;
+mod bytes;
 pub mod error;
 pub mod invoke;
 pub mod master;
@@ -16,6 +17,7 @@ pub mod wire;
 pub mod worker;
 
 pub use backend::{Backend, BackendError, Resources};
+pub use bytes::Bytes;
 pub use error::{Error, TaskError};
 pub use master::{Map, Master, MasterConfig, StatusCounts, TaskHandle, TaskId, TaskOptions, TaskSet};
 pub use registry::Task;

@@ -932,11 +932,11 @@ impl Driver {
 
     fn flush_streams(&mut self) {
         for stream in self.dirty_streams.drain(..) {
-            if let Some(state) = self.streams.get_mut(&stream) {
-                if !state.buffer.is_empty() {
-                    // A receiver that is gone no longer wants the results.
-                    let _ = state.tx.send(std::mem::take(&mut state.buffer));
-                }
+            if let Some(state) = self.streams.get_mut(&stream)
+                && !state.buffer.is_empty()
+            {
+                // A receiver that is gone no longer wants the results.
+                let _ = state.tx.send(std::mem::take(&mut state.buffer));
             }
         }
     }
@@ -1035,10 +1035,10 @@ impl Driver {
     }
 
     fn stop_running(&mut self, key: AttemptKey) {
-        if let Some(state) = self.current(key) {
-            if std::mem::replace(&mut state.running, false) {
-                self.add_running(-1);
-            }
+        if let Some(state) = self.current(key)
+            && std::mem::replace(&mut state.running, false)
+        {
+            self.add_running(-1);
         }
     }
 

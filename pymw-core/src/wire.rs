@@ -506,6 +506,72 @@ pub mod frame {
         Ok(Some((&buf[4..4 + len], 4 + len)))
     }
 
+    /// A read buffer for a stream of frames. Bytes are read in large chunks
+    /// after what is kept; consumed frames are dropped by moving the rest to
+    /// the front; and spare capacity is zeroed once, when it is allocated,
+    /// not on every read (zeroing it per read cost a quarter of the time of
+    /// megabyte payloads).
+    #[derive(Debug)]
+    pub struct FrameReader {
+        buf: Vec<u8>,
+        start: usize,
+        end: usize,
+    }
+
+    impl FrameReader {
+        /// An empty buffer of `capacity` bytes.
+        pub fn new(capacity: usize) -> Self {
+            FrameReader {
+                buf: vec![0; capacity.max(64)],
+                start: 0,
+                end: 0,
+            }
+        }
+
+        /// The bytes read and not yet consumed.
+        pub fn data(&self) -> &[u8] {
+            &self.buf[self.start..self.end]
+        }
+
+        /// Drops `n` bytes from the front of [`FrameReader::data`].
+        pub fn consume(&mut self, n: usize) {
+            self.start = (self.start + n).min(self.end);
+        }
+
+        /// Reads once from `source`, after making room for at least the rest
+        /// of the frame that [`FrameReader::data`] starts with. Returns the
+        /// bytes read: 0 at the end of the stream.
+        pub fn fill(&mut self, source: &mut impl std::io::Read) -> std::io::Result<usize> {
+            let data = self.end - self.start;
+            let frame = if data >= 4 {
+                4 + u32::from_le_bytes(self.buf[self.start..self.start + 4].try_into().expect("4 bytes")) as usize
+            } else {
+                0
+            };
+            let wanted = frame.max(data + 1);
+            if self.start > 0 && (self.buf.len() - self.end < 4096 || self.buf.len() - self.start < wanted) {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.start = 0;
+                self.end = data;
+            }
+            if self.buf.len() - self.start < wanted {
+                // Grow to the frame's size; the caller has already checked it
+                // against the limit with `split_frame`.
+                self.buf.resize(wanted.next_power_of_two(), 0);
+            }
+            loop {
+                match source.read(&mut self.buf[self.end..]) {
+                    Ok(n) => {
+                        self.end += n;
+                        return Ok(n);
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+
     /// Decodes the bytes of a request frame (after its length).
     pub fn parse_request(frame: &[u8]) -> Request<'_> {
         Request {

@@ -20,7 +20,7 @@ use crate::invoke::install_panic_hook;
 use crate::registry::{Registry, TaskEntry};
 use crate::sys;
 use crate::wire::{self, Failure, InputBody, Outcome, OutputBody, WireError, WorkerStats, frame};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -389,8 +389,7 @@ pub fn serve() -> std::io::Result<()> {
     let tasks = registry.tasks();
     let limit = wire::max_message_bytes();
     let mut stdin = std::io::stdin().lock();
-    let mut inbuf: Vec<u8> = Vec::with_capacity(1 << 16);
-    let mut start = 0usize;
+    let mut input = frame::FrameReader::new(1 << 16);
     let mut outbuf: Vec<u8> = Vec::with_capacity(1 << 16);
     let mut value = Vec::new();
     let mut last_flush = Instant::now();
@@ -398,12 +397,9 @@ pub fn serve() -> std::io::Result<()> {
     let mut peak_rss_kib = sys::process_usage().1;
     loop {
         // Answer every whole request already buffered.
-        loop {
-            let Some((bytes, used)) = frame::split_frame(&inbuf[start..], limit, frame::REQUEST_HEAD)
-                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?
-            else {
-                break;
-            };
+        while let Some((bytes, used)) = frame::split_frame(input.data(), limit, frame::REQUEST_HEAD)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?
+        {
             let request = frame::parse_request(bytes);
             let measure_cpu = avg_wall_ns > MEASURE_CPU_ABOVE_NS;
             let cpu_start = if measure_cpu { sys::thread_cpu_ns() } else { 0 };
@@ -429,7 +425,7 @@ pub fn serve() -> std::io::Result<()> {
                 }
             }
             frame::finish_reply(&mut outbuf, at);
-            start += used;
+            input.consume(used);
             if outbuf.len() >= FLUSH_BYTES || (now - last_flush).as_nanos() >= FLUSH_EVERY_NS {
                 peak_rss_kib = sys::process_usage().1;
                 protocol_out.write_all(&outbuf)?;
@@ -443,18 +439,8 @@ pub fn serve() -> std::io::Result<()> {
             outbuf.clear();
             last_flush = Instant::now();
         }
-        // Keep the partial frame, drop what was consumed, read more.
-        inbuf.drain(..start);
-        start = 0;
-        if inbuf.capacity() - inbuf.len() < 1 << 15 {
-            inbuf.reserve(1 << 16);
-        }
-        let len = inbuf.len();
-        inbuf.resize(inbuf.capacity(), 0);
-        let n = stdin.read(&mut inbuf[len..])?;
-        inbuf.truncate(len + n);
-        if n == 0 {
-            if inbuf.is_empty() {
+        if input.fill(&mut stdin)? == 0 {
+            if input.data().is_empty() {
                 return Ok(());
             }
             return Err(std::io::Error::new(

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Every test of pymw, as CI runs it (.ci/run calls exactly this script):
+# format and lints, the workspace tests, every example, a bounded fuzz run of
+# every decoder, and the HTCondor end-to-end suite on a real pool that
+# testbeds/condor brings up. Needs root for the HTCondor testbed (chroot).
+#
+# Environment: FUZZ_SECONDS (per fuzz target, default 20),
+# PYMW_TESTBED_DIR (where testbeds are cached, default /var/cache/pymw-testbed).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+started=$SECONDS
+
+step "format and lints"
+cargo fmt --all --check
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "workspace tests (unit, doc, UI, property, local conformance)"
+cargo test --workspace
+
+step "examples on the local backend"
+for example in monte_pi prime_finder null_test string_counter genetic_algorithm; do
+    echo "--- $example"
+    cargo run -q -p pymw-examples --bin "$example" -- --no-progress
+done
+
+step "fuzz every decoder (${FUZZ_SECONDS:-20} s each)"
+FUZZ_SECONDS="${FUZZ_SECONDS:-20}" fuzz/run.sh
+
+step "HTCondor testbed"
+testbeds/condor/up.sh
+eval "$(testbeds/condor/up.sh --print-env)"
+testbeds/condor/check.sh
+
+printf '\nall tests passed in %d s\n' $((SECONDS - started))
