@@ -16,13 +16,17 @@ pub use args::{Args, BackendKind, parse_duration};
 ///     x * x
 /// }
 ///
-/// // Still an ordinary function:
-/// assert_eq!(square(7), 49);
-/// // And a typed handle for a master, `square::task()`:
-/// let handle: pymw::Task<u64, u64> = square::task();
-/// assert!(handle.name().ends_with("::square"));
+/// fn main() {
+///     // Still an ordinary function:
+///     assert_eq!(square(7), 49);
+///     // And a typed handle for a master, `square::task()`:
+///     let handle: pymw::Task<u64, u64> = square::task();
+///     assert!(handle.name().ends_with("::square"));
+/// }
 /// ```
 ///
+/// The function must be an item of a module (not declared inside another
+/// function's body): the handle module refers to it through `super`.
 /// The attribute emits the function untouched, plus a module of the same
 /// name holding `task()` (the typed handle: submitting other argument types,
 /// or reading the value as another type, does not compile) and `NAME` (the
