@@ -25,6 +25,9 @@ for example in monte_pi prime_finder null_test string_counter genetic_algorithm;
     cargo run -q -p pymw-examples --bin "$example" -- --no-progress
 done
 
+step "a new user's crate outside the workspace"
+scripts/new-user-check.sh
+
 step "fuzz every decoder (${FUZZ_SECONDS:-20} s each)"
 FUZZ_SECONDS="${FUZZ_SECONDS:-20}" fuzz/run.sh
 

@@ -42,7 +42,10 @@ pub(crate) fn parse_args(args: TokenStream, errors: &mut Errors) -> TaskArgs {
         if meta.path.is_ident("name") {
             let name: LitStr = meta.value()?.parse()?;
             if name.value().is_empty() {
-                return Err(syn::Error::new(name.span(), "the task name must not be empty"));
+                return Err(syn::Error::new(
+                    name.span(),
+                    "#[pymw::task] name must not be empty: give a name, or remove `name = \"\"` to register the task as `module::function`",
+                ));
             }
             parsed.name = Some(name);
             Ok(())
@@ -170,7 +173,9 @@ fn generate(args: &TaskArgs, function: &ItemFn) -> TokenStream {
     let ident = &function.sig.ident;
     let name = match &args.name {
         Some(name) => quote!(#name),
-        None => quote!(::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ident))),
+        // Evaluated inside the generated module, which is named after the
+        // function: `module_path!()` there is exactly `path::to::function`.
+        None => quote!(::core::module_path!()),
     };
     let types: Vec<&Type> = function
         .sig
@@ -280,6 +285,13 @@ mod tests {
         let out = expand_str("", "fn f(a: u8) -> anyhow::Result<u8> { Ok(a) }").unwrap();
         assert!(out.contains("TaskResult > :: Value"), "{out}");
         assert!(!out.contains("Plain"), "{out}");
+    }
+
+    #[test]
+    fn default_name_is_the_module_path_inside_the_handle_module() {
+        let out = expand_str("", "fn f() {}").unwrap();
+        assert!(out.contains("pub const NAME : & str = :: core :: module_path ! ()"), "{out}");
+        assert!(out.contains("mod f"), "{out}");
     }
 
     #[test]
