@@ -72,4 +72,24 @@ code=$?
 set -e
 [ "$code" -eq 3 ] || { echo "unknown task: exit $code, expected 3"; cat "$dir/err"; exit 1; }
 grep -q "no task named \`newcomer::nope\`" "$dir/err"
+
+# Two tasks under one name: the binary says which, at start, in either role.
+cat >>"$dir/src/main.rs" <<'RUST'
+
+#[cfg(feature = "dupes")]
+mod twin {
+    #[pymw::task(name = "newcomer::parse")]
+    fn parse_again(text: String) -> usize {
+        text.len()
+    }
+}
+RUST
+printf '\n[features]\ndupes = []\n' >>"$dir/Cargo.toml"
+set +e
+CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$repo/target}/newcomer" cargo run -q --features dupes -- --no-progress 2>"$dir/err"
+code=$?
+set -e
+[ "$code" -eq 2 ] || { echo "duplicate names: exit $code, expected 2"; cat "$dir/err"; exit 1; }
+grep -q "two tasks are registered as \`newcomer::parse\`: \`newcomer::parse_number\` and \`newcomer::twin::parse_again\`" "$dir/err" \
+    || { echo "duplicate names: unexpected message"; cat "$dir/err"; exit 1; }
 echo "new-user check passed"

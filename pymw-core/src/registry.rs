@@ -12,6 +12,8 @@ use std::sync::OnceLock;
 pub struct TaskEntry {
     /// The task's name: `module_path!()::function` unless renamed.
     pub name: &'static str,
+    /// The function's path, `module_path!()::function`, for messages.
+    pub function: &'static str,
     /// Computes the fingerprint (a hash over the name and the argument and
     /// return types). A function because `type_name` is not `const`.
     pub fingerprint: fn() -> u64,
@@ -106,11 +108,15 @@ pub fn fingerprint<A, R>(name: &str) -> u64 {
 /// Two tasks registered under one name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "two tasks are registered as `{name}`: give one of them another name with #[pymw::task(name = \"...\")]"
+    "two tasks are registered as `{name}`: `{first}` and `{second}`; give one of them another name with #[pymw::task(name = \"...\")]"
 )]
 pub struct DuplicateTask {
     /// The name both tasks have.
     pub name: String,
+    /// One function registered under it.
+    pub first: String,
+    /// The other.
+    pub second: String,
 }
 
 /// The tasks of this binary, sorted by name, looked up by name.
@@ -135,18 +141,23 @@ impl Registry {
     /// Fails if two registered tasks share a name, naming it.
     pub fn check() -> Result<(), DuplicateTask> {
         match Registry::from_entries(inventory::iter::<Registration>.into_iter().map(|r| r.0)).1 {
-            Some(name) => Err(DuplicateTask { name }),
+            Some(duplicate) => Err(duplicate),
             None => Ok(()),
         }
     }
 
-    fn from_entries(entries: impl Iterator<Item = &'static TaskEntry>) -> (Registry, Option<String>) {
+    fn from_entries(entries: impl Iterator<Item = &'static TaskEntry>) -> (Registry, Option<DuplicateTask>) {
         let mut sorted: Vec<&'static TaskEntry> = entries.collect();
-        sorted.sort_by_key(|entry| entry.name);
+        // By name, then function, so that the report is the same every run.
+        sorted.sort_by_key(|entry| (entry.name, entry.function));
         let duplicate = sorted
             .windows(2)
             .find(|pair| pair[0].name == pair[1].name)
-            .map(|pair| pair[0].name.to_owned());
+            .map(|pair| DuplicateTask {
+                name: pair[0].name.to_owned(),
+                first: pair[0].function.to_owned(),
+                second: pair[1].function.to_owned(),
+            });
         let by_name = sorted.iter().enumerate().map(|(i, e)| (e.name, i)).collect();
         (Registry { sorted, by_name }, duplicate)
     }
@@ -193,11 +204,13 @@ mod tests {
 
     static A: TaskEntry = TaskEntry {
         name: "m::a",
+        function: "m::a",
         fingerprint: || 1,
         invoke: |_, _| Ok(()),
     };
     static B: TaskEntry = TaskEntry {
         name: "m::b",
+        function: "m::b",
         fingerprint: || 2,
         invoke: |_, _| Ok(()),
     };
@@ -207,7 +220,15 @@ mod tests {
         let (registry, duplicate) = Registry::from_entries([&B, &A].into_iter());
         assert_eq!(duplicate, None);
         assert_eq!(registry.listing(), vec![("m::a".into(), 1), ("m::b".into(), 2)]);
-        let (_, duplicate) = Registry::from_entries([&A, &B, &A].into_iter());
-        assert_eq!(duplicate.as_deref(), Some("m::a"));
+        static A2: TaskEntry = TaskEntry {
+            name: "m::a",
+            function: "other::f",
+            fingerprint: || 3,
+            invoke: |_, _| Ok(()),
+        };
+        let (_, duplicate) = Registry::from_entries([&A, &B, &A2].into_iter());
+        let duplicate = duplicate.unwrap();
+        assert_eq!((duplicate.first.as_str(), duplicate.second.as_str()), ("m::a", "other::f"));
+        assert!(duplicate.to_string().contains("`m::a` and `other::f`"));
     }
 }

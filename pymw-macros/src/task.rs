@@ -244,6 +244,7 @@ fn generate(args: &TaskArgs, function: &ItemFn) -> TokenStream {
 
             static ENTRY: #private::TaskEntry = #private::TaskEntry {
                 name: NAME,
+                function: ::core::module_path!(),
                 fingerprint: || #private::fingerprint::<#args_type, #value_type>(NAME),
                 invoke: |input, output| {
                     #private::invoke(input, output, |#args_pattern: #args_type| #call)
