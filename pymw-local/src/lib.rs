@@ -610,32 +610,16 @@ fn read_replies(
     host: &str,
 ) -> Result<(), String> {
     let limit = wire::max_message_bytes();
-    let mut buf: Vec<u8> = Vec::with_capacity(1 << 18);
+    let mut input = frame::FrameReader::new(1 << 18);
     let mut replies = Vec::new();
     loop {
-        if buf.capacity() - buf.len() < 1 << 16 {
-            buf.reserve(1 << 18);
+        match input.fill(stdout) {
+            Ok(0) => return Ok(()),
+            Ok(_) => {}
+            Err(e) => return Err(format!("reading replies: {e}")),
         }
-        let len = buf.len();
-        buf.resize(buf.capacity(), 0);
-        let n = match stdout.read(&mut buf[len..]) {
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
-                buf.truncate(len);
-                continue;
-            }
-            Err(e) => {
-                buf.truncate(len);
-                return Err(format!("reading replies: {e}"));
-            }
-        };
-        buf.truncate(len + n);
-        if n == 0 {
-            return Ok(());
-        }
-        let mut at = 0;
-        while let Some((bytes, used)) = frame::split_frame(&buf[at..], limit, frame::REPLY_HEAD)
-            .map_err(|e| e.to_string())?
+        while let Some((bytes, used)) =
+            frame::split_frame(input.data(), limit, frame::REPLY_HEAD).map_err(|e| e.to_string())?
         {
             let reply = frame::parse_reply(bytes);
             let outcome = reply.outcome().map(<[u8]>::to_vec);
@@ -643,9 +627,8 @@ fn read_replies(
             // result would cost more than the task.
             let stats = reply.stats(if outcome.is_err() { host } else { "" });
             replies.push((reply.key, outcome, stats));
-            at += used;
+            input.consume(used);
         }
-        buf.drain(..at);
         if replies.is_empty() {
             continue;
         }
