@@ -330,6 +330,7 @@ impl Master {
             next_tag: 0,
             next_yield: 0,
             in_flight: 0,
+            input_bytes: 0,
             reorder: VecDeque::new(),
             ready: VecDeque::new(),
             progress: crate::progress::Progress::new(task.name(), total, self.shared.config.progress),
@@ -502,6 +503,12 @@ impl<R> Drop for TaskSet<R> {
     }
 }
 
+/// The input bytes a map keeps in flight at most (256 MiB), whatever the
+/// window in tasks.
+const MAP_IN_FLIGHT_BYTES: u64 = 256 << 20;
+/// A map keeps at least this many tasks in flight, however large its inputs.
+const MIN_MAP_WINDOW: u64 = 16;
+
 /// A streaming map of a task over inputs; see [`Master::map`]. Call
 /// [`Map::next`] for the results. Dropping it cancels what is still in flight.
 pub struct Map<A, R, I> {
@@ -517,6 +524,8 @@ pub struct Map<A, R, I> {
     next_tag: u64,
     next_yield: u64,
     in_flight: usize,
+    /// Bytes of every input submitted so far, for the average input size.
+    input_bytes: u64,
     /// Ordered mode: outcomes of positions `next_yield..next_tag`, `None`
     /// while running.
     reorder: VecDeque<Option<RawOutcome>>,
@@ -616,11 +625,19 @@ where
         if self.exhausted {
             return;
         }
+        // Large inputs shrink the window, so that what is in flight stays
+        // within MAP_IN_FLIGHT_BYTES whatever the inputs weigh.
+        let window = match self.input_bytes.checked_div(self.next_tag) {
+            Some(average) if average > 0 => {
+                self.window.min((MAP_IN_FLIGHT_BYTES / average).max(MIN_MAP_WINDOW) as usize)
+            }
+            _ => self.window,
+        };
         let room = if self.ordered {
             // The reorder buffer stays within the window too.
-            (self.next_yield + self.window as u64).saturating_sub(self.next_tag) as usize
+            (self.next_yield + window as u64).saturating_sub(self.next_tag) as usize
         } else {
-            self.window.saturating_sub(self.in_flight)
+            window.saturating_sub(self.in_flight)
         };
         if room == 0 {
             return;
@@ -646,10 +663,12 @@ where
             if self.ordered {
                 self.reorder.push_back(None);
             }
+            let input = encode_args(&args);
+            self.input_bytes += input.len() as u64;
             batch.push(NewTask {
                 id: TaskId(first_id + offset),
                 entry: self.entry,
-                input: encode_args(&args),
+                input,
                 options: None,
                 sink: Sink::Stream { stream, tag },
             });

@@ -316,6 +316,79 @@ proptest! {
     }
 }
 
+/// Hands out `data` in reads of the given sizes (cycled), as a pipe does.
+struct Chunks<'a> {
+    data: &'a [u8],
+    sizes: Vec<usize>,
+    next: usize,
+}
+
+impl std::io::Read for Chunks<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let size = self.sizes[self.next % self.sizes.len()];
+        self.next += 1;
+        let n = size.min(buf.len()).min(self.data.len());
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        Ok(n)
+    }
+}
+
+proptest! {
+    #![proptest_config(config(256))]
+
+    /// A `FrameReader` fed in arbitrary chunks yields the frames that
+    /// `split_frame` finds in the whole stream, and stops where it stops.
+    #[test]
+    fn frame_reader_agrees_with_split_frame(
+        requests in vec((any::<u64>(), any::<u32>(), vec(any::<u8>(), 0..3000)), 0..6),
+        garbage in vec(any::<u8>(), 0..40),
+        sizes in vec(1..5000usize, 1..8),
+        capacity in 0..200usize,
+    ) {
+        let mut buf = Vec::new();
+        for (key, index, payload) in &requests {
+            frame::push_request(&mut buf, *key, *index, payload);
+        }
+        buf.extend_from_slice(&garbage);
+        let limit = 1 << 16;
+
+        let mut expected = Vec::new();
+        let mut rest = &buf[..];
+        let expected_end = loop {
+            match frame::split_frame(rest, limit, frame::REQUEST_HEAD) {
+                Ok(Some((bytes, used))) => {
+                    expected.push(bytes.to_vec());
+                    rest = &rest[used..];
+                }
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e),
+            }
+        };
+        prop_assert!(expected.len() >= requests.len());
+
+        let mut source = Chunks { data: &buf, sizes, next: 0 };
+        let mut reader = frame::FrameReader::new(capacity);
+        let mut streamed = Vec::new();
+        let streamed_end = loop {
+            match frame::split_frame(reader.data(), limit, frame::REQUEST_HEAD) {
+                Ok(Some((bytes, used))) => {
+                    streamed.push(bytes.to_vec());
+                    reader.consume(used);
+                }
+                Ok(None) => {
+                    if reader.fill(&mut source).unwrap() == 0 {
+                        break Ok(());
+                    }
+                }
+                Err(e) => break Err(e),
+            }
+        };
+        prop_assert_eq!(streamed, expected);
+        prop_assert_eq!(streamed_end, expected_end);
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Hostile bytes: errors, never panics, never a wrong value.
 
