@@ -672,6 +672,10 @@ where
                 options: None,
                 sink: Sink::Stream { stream, tag },
             });
+            let pending = (self.in_flight + batch.len()) as u64;
+            if pending >= MIN_MAP_WINDOW && pending * (self.input_bytes / self.next_tag) > MAP_IN_FLIGHT_BYTES {
+                break;
+            }
             if batch.len() >= 4096 {
                 self.in_flight += batch.len();
                 self.master.send(std::mem::take(&mut batch));
