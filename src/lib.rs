@@ -41,6 +41,9 @@ pub use args::{Args, BackendKind, parse_duration};
 /// - `name = "..."`: register under this name instead of
 ///   `module_path!()::function`. Two tasks with one name are reported when the
 ///   binary starts.
+/// - `validate = path::to::fn`: a `fn(&T, &T) -> bool` that decides whether
+///   two replicas' values agree when BOINC runs a task redundantly
+///   (`min_quorum >= 2`); without it replicas must be bitwise equal.
 /// - `crate = "..."`: the path of the pymw crate, when the dependency is
 ///   renamed (`my_pymw = { package = "pymw", .. }` → `crate = "my_pymw"`).
 #[doc(inline)]

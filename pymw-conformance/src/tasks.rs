@@ -138,3 +138,15 @@ pub fn reverse_bytes(mut bytes: Vec<u8>) -> Vec<u8> {
 pub fn worker_pid() -> u32 {
     std::process::id()
 }
+
+/// The mean, whose replicas agree when within 1e-9 (floating point on
+/// volunteers' machines need not be bit-identical).
+#[pymw::task(validate = means_agree)]
+pub fn mean(xs: Vec<f64>) -> f64 {
+    xs.iter().sum::<f64>() / xs.len().max(1) as f64
+}
+
+/// Whether two replicas' means agree.
+pub fn means_agree(a: &f64, b: &f64) -> bool {
+    (a - b).abs() <= 1e-9
+}

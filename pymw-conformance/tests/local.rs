@@ -79,6 +79,10 @@ fn main() {
             name: "list_role_prints_fingerprints",
             run: list_role_prints_fingerprints,
         },
+        Case {
+            name: "replicas_are_compared_by_the_task_validator",
+            run: replicas_are_compared_by_the_task_validator,
+        },
     ];
     std::process::exit(pymw_conformance::run(&harness, extra, &filters));
 }
@@ -299,5 +303,20 @@ fn list_role_prints_fingerprints(_: &pymw_conformance::Harness) -> CaseResult {
     );
     let names: Vec<&String> = listing.iter().map(|(n, _)| n).collect();
     ensure!(names.windows(2).all(|w| w[0] < w[1]), "listing not sorted");
+    Ok(())
+}
+
+fn replicas_are_compared_by_the_task_validator(_: &pymw_conformance::Harness) -> CaseResult {
+    let mean = tasks::mean::task().entry();
+    let a = wire::encode_payload(&0.5f64);
+    let near = wire::encode_payload(&(0.5f64 + 1e-12));
+    let far = wire::encode_payload(&0.6f64);
+    ensure!(mean.replicas_agree(&a, &near) == Ok(true), "near values disagree");
+    ensure!(mean.replicas_agree(&a, &far) == Ok(false), "far values agree");
+    ensure!(mean.replicas_agree(&a, &[0xff]).is_err(), "a malformed replica was accepted");
+    // Without a validator, replicas must be bitwise equal.
+    let square = tasks::square::task().entry();
+    ensure!(square.replicas_agree(&a, &a) == Ok(true), "identical bytes disagree");
+    ensure!(square.replicas_agree(&a, &near) == Ok(false), "different bytes agree");
     Ok(())
 }

@@ -116,6 +116,16 @@ where
     }
 }
 
+/// Decodes two replicas' values and asks the task's validator whether they
+/// agree. A value that does not decode is an error: that replica is malformed.
+pub fn validate<T: DeserializeOwned>(a: &[u8], b: &[u8], agree: fn(&T, &T) -> bool) -> Result<bool, String> {
+    let decode = |bytes: &[u8], which: &str| {
+        crate::wire::decode_payload::<T>(bytes)
+            .map_err(|e| format!("the {which} replica's value does not decode as {}: {e}", std::any::type_name::<T>()))
+    };
+    Ok(agree(&decode(a, "first")?, &decode(b, "second")?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,5 +158,18 @@ mod tests {
 
         let err = invoke(&[0xff], &mut Vec::new(), |_: (String, u64)| Plain(1u8)).unwrap_err();
         assert!(matches!(err, Failure::Decode { .. }));
+    }
+
+    #[test]
+    fn validator_decodes_both_replicas() {
+        fn close(a: &f64, b: &f64) -> bool {
+            (a - b).abs() < 1e-6
+        }
+        let one = crate::wire::encode_payload(&1.0f64);
+        let near = crate::wire::encode_payload(&1.000_000_1f64);
+        let far = crate::wire::encode_payload(&2.0f64);
+        assert_eq!(validate(&one, &near, close), Ok(true));
+        assert_eq!(validate(&one, &far, close), Ok(false));
+        assert!(validate(&one, &[1, 2], close).unwrap_err().contains("second replica"));
     }
 }

@@ -28,7 +28,7 @@ pub use worker::init;
 /// change in any release.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::invoke::{Plain, TaskResult, invoke};
+    pub use crate::invoke::{Plain, TaskResult, invoke, validate};
     pub use crate::registry::{Registration, Task, TaskEntry, fingerprint};
     pub use inventory;
     pub use serde;

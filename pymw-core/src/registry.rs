@@ -20,6 +20,22 @@ pub struct TaskEntry {
     /// Decodes the arguments from `input`, runs the task and appends the
     /// encoded value to `output`.
     pub invoke: fn(input: &[u8], output: &mut Vec<u8>) -> Result<(), Failure>,
+    /// Decides whether two replicas' values (encoded) agree, with the
+    /// function named by `#[pymw::task(validate = ...)]`; `None` compares
+    /// the encoded bytes (right for deterministic tasks).
+    pub validate: Option<fn(a: &[u8], b: &[u8]) -> Result<bool, String>>,
+}
+
+impl TaskEntry {
+    /// Whether two replicas of this task's value agree: the task's validator
+    /// if it has one, else bitwise equality. Either value failing to decode
+    /// is an error (a malformed replica), never a panic.
+    pub fn replicas_agree(&self, a: &[u8], b: &[u8]) -> Result<bool, String> {
+        match self.validate {
+            Some(validate) => validate(a, b),
+            None => Ok(a == b),
+        }
+    }
 }
 
 /// What `#[pymw::task]` submits to `inventory`: a reference to the task's
@@ -207,12 +223,14 @@ mod tests {
         function: "m::a",
         fingerprint: || 1,
         invoke: |_, _| Ok(()),
+        validate: None,
     };
     static B: TaskEntry = TaskEntry {
         name: "m::b",
         function: "m::b",
         fingerprint: || 2,
         invoke: |_, _| Ok(()),
+        validate: None,
     };
 
     #[test]
@@ -225,6 +243,7 @@ mod tests {
             function: "other::f",
             fingerprint: || 3,
             invoke: |_, _| Ok(()),
+            validate: None,
         };
         let (_, duplicate) = Registry::from_entries([&A, &B, &A2].into_iter());
         let duplicate = duplicate.unwrap();

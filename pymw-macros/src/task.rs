@@ -13,6 +13,9 @@ pub(crate) struct TaskArgs {
     name: Option<LitStr>,
     /// `crate = "..."`: the path of the pymw crate, for renamed dependencies.
     krate: Option<Path>,
+    /// `validate = path`: `fn(&T, &T) -> bool` deciding whether two replicas'
+    /// values agree (BOINC redundancy); default: bitwise.
+    validate: Option<Path>,
 }
 
 /// Collects every error instead of stopping at the first (serde's `Ctxt`).
@@ -53,9 +56,12 @@ pub(crate) fn parse_args(args: TokenStream, errors: &mut Errors) -> TaskArgs {
             let path: LitStr = meta.value()?.parse()?;
             parsed.krate = Some(path.parse()?);
             Ok(())
+        } else if meta.path.is_ident("validate") {
+            parsed.validate = Some(meta.value()?.parse()?);
+            Ok(())
         } else {
             Err(meta.error(
-                "unknown option of #[pymw::task]: the options are `name = \"...\"` and `crate = \"...\"`",
+                "unknown option of #[pymw::task]: the options are `name = \"...\"`, `validate = path::to::fn` and `crate = \"...\"`",
             ))
         }
     });
@@ -216,6 +222,12 @@ fn generate(args: &TaskArgs, function: &ItemFn) -> TokenStream {
         ReturnType::Default => Span::call_site(),
     };
     let value_check = quote_spanned!(value_span=> #private::assert_value::<#value_type>(););
+    let validate = match &args.validate {
+        Some(path) => quote_spanned! {path.span()=>
+            ::core::option::Option::Some(|a, b| #private::validate::<#value_type>(a, b, #path))
+        },
+        None => quote!(::core::option::Option::None),
+    };
     let doc = format!(
         "The pymw task [`{ident}`](fn@{ident}): `{ident}::task()` is its typed handle for a master."
     );
@@ -249,6 +261,7 @@ fn generate(args: &TaskArgs, function: &ItemFn) -> TokenStream {
                 invoke: |input, output| {
                     #private::invoke(input, output, |#args_pattern: #args_type| #call)
                 },
+                validate: #validate,
             };
 
             #private::inventory::submit! {
@@ -300,6 +313,14 @@ mod tests {
         let out = expand_str(r#"name = "sq", crate = "my_pymw""#, "fn f() {}").unwrap();
         assert!(out.contains(r#"pub const NAME : & str = "sq""#), "{out}");
         assert!(out.contains("my_pymw :: __private"), "{out}");
+    }
+
+    #[test]
+    fn validate_option_names_the_function() {
+        let out = expand_str("validate = close_enough", "fn f(a: u8) -> f64 { 0.0 }").unwrap();
+        assert!(out.contains("validate :: < f64 > (a , b , close_enough)"), "{out}");
+        let out = expand_str("", "fn f(a: u8) -> f64 { 0.0 }").unwrap();
+        assert!(out.contains("validate : :: core :: option :: Option :: None"), "{out}");
     }
 
     #[test]
