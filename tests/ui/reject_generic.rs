@@ -1,0 +1,6 @@
+#[pymw::task]
+fn echo<T>(x: T) -> T {
+    x
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[pymw::task]
+async fn count_words(text: &str) -> usize {
+    text.split_whitespace().count()
+}
+
+fn main() {}

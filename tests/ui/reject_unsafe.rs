@@ -1,0 +1,6 @@
+#[pymw::task]
+unsafe fn square(x: u64) -> u64 {
+    x * x
+}
+
+fn main() {}
