@@ -76,7 +76,9 @@ impl<A, R> fmt::Debug for Task<A, R> {
     }
 }
 
-impl<A: Serialize, R: DeserializeOwned> Task<A, R> {
+impl<A, R> Task<A, R> {
+    // Unbounded, so that a non-serializable argument is reported once, at
+    // the argument (by `assert_argument`), not again at the attribute.
     #[doc(hidden)]
     pub const fn __new(entry: &'static TaskEntry) -> Self {
         Task {
@@ -84,6 +86,9 @@ impl<A: Serialize, R: DeserializeOwned> Task<A, R> {
             _types: PhantomData,
         }
     }
+}
+
+impl<A: Serialize, R: DeserializeOwned> Task<A, R> {
 
     /// The task's registered name.
     pub fn name(&self) -> &'static str {
