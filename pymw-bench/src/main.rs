@@ -105,6 +105,22 @@ fn main() -> anyhow::Result<()> {
     let scale = if cli.quick { 10 } else { 1 };
     println!("pymw-bench: {} workers, {} cores", cli.workers, std::thread::available_parallelism()?.get());
 
+    // 0. A million tiny inputs: the master's memory stays bounded.
+    let small = self::master(cli.workers)?;
+    let _ = small.map(add_one::task(), 0..10_000u64).collect_values()?;
+    let before = peak_rss_kib();
+    let n = 1_000_000 / scale as u64;
+    let mut count = 0u64;
+    for value in small.map(add_one::task(), 0..n) {
+        value?;
+        count += 1;
+    }
+    anyhow::ensure!(count == n, "missing results");
+    let after = peak_rss_kib();
+    println!("\nmap over {n} tiny inputs:");
+    println!("  master peak RSS             {:>10.1} MiB (was {:.1} MiB before; {:.1} bytes per task if it grew with the map)", after as f64 / 1024.0, before as f64 / 1024.0, (after.saturating_sub(before) * 1024) as f64 / n as f64);
+    drop(small);
+
     // 1. Tiny tasks.
     let master = master(cli.workers)?;
 
@@ -171,21 +187,6 @@ fn main() -> anyhow::Result<()> {
     println!("\n1 MB in, 1 MB out as pymw::Bytes ({count} tasks):");
     println!("  pymw local                  {:>10.2} GB/s", bytes / elapsed.as_secs_f64() / 1e9);
     println!("  in-process copies           {:>10.2} GB/s  pymw reaches {:.3} of it", bytes / memcpy.as_secs_f64() / 1e9, memcpy.as_secs_f64() / elapsed.as_secs_f64());
-    drop(master);
-
-    // 4. A million tiny inputs: the master's memory stays bounded.
-    let master = self::master(cli.workers)?;
-    let before = peak_rss_kib();
-    let n = 1_000_000 / scale as u64;
-    let mut count = 0u64;
-    for value in master.map(add_one::task(), 0..n) {
-        value?;
-        count += 1;
-    }
-    anyhow::ensure!(count == n, "missing results");
-    let after = peak_rss_kib();
-    println!("\nmap over {n} tiny inputs:");
-    println!("  master peak RSS             {:>10.1} MiB (was {:.1} MiB before; {:.1} bytes per task if it grew with the map)", after as f64 / 1024.0, before as f64 / 1024.0, (after.saturating_sub(before) * 1024) as f64 / n as f64);
     Ok(())
 }
 
