@@ -94,7 +94,9 @@ impl Args {
                 Ok(Box::new(pymw_local::LocalBackend::new(config)))
             }
             #[cfg(feature = "condor")]
-            BackendKind::Condor => Ok(Box::new(pymw_condor::CondorBackend::new(self.condor.config()))),
+            BackendKind::Condor => Ok(Box::new(pymw_condor::CondorBackend::new(
+                self.condor.config(),
+            ))),
         }
     }
 
@@ -125,7 +127,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "m" | "min" => number * 60.0,
         "h" => number * 3600.0,
         "d" => number * 86400.0,
-        other => return Err(format!("unknown unit `{other}` in `{text}`: use ms, s, m, h or d")),
+        other => {
+            return Err(format!(
+                "unknown unit `{other}` in `{text}`: use ms, s, m, h or d"
+            ));
+        }
     };
     Duration::try_from_secs_f64(seconds).map_err(|e| format!("`{text}`: {e}"))
 }

@@ -74,8 +74,9 @@ pub use pymw_macros::main;
 
 #[doc(inline)]
 pub use pymw_core::{
-    Backend, BackendError, Bytes, Error, Failure, Map, Master, MasterConfig, Resources, StatusCounts,
-    Task, TaskError, TaskHandle, TaskId, TaskOptions, TaskSet, WorkerStats, blocking, init,
+    Backend, BackendError, Bytes, Error, Failure, Map, Master, MasterConfig, Resources,
+    StatusCounts, Task, TaskError, TaskHandle, TaskId, TaskOptions, TaskSet, WorkerStats, blocking,
+    init,
 };
 
 /// The local backend: worker processes of this binary on this machine.

@@ -103,7 +103,11 @@ fn peak_rss_kib() -> u64 {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let scale = if cli.quick { 10 } else { 1 };
-    println!("pymw-bench: {} workers, {} cores", cli.workers, std::thread::available_parallelism()?.get());
+    println!(
+        "pymw-bench: {} workers, {} cores",
+        cli.workers,
+        std::thread::available_parallelism()?.get()
+    );
 
     // 0. A million tiny inputs: the master's memory stays bounded.
     let small = self::master(cli.workers)?;
@@ -118,14 +122,21 @@ fn main() -> anyhow::Result<()> {
     anyhow::ensure!(count == n, "missing results");
     let after = peak_rss_kib();
     println!("\nmap over {n} tiny inputs:");
-    println!("  master peak RSS             {:>10.1} MiB (was {:.1} MiB before; {:.1} bytes per task if it grew with the map)", after as f64 / 1024.0, before as f64 / 1024.0, (after.saturating_sub(before) * 1024) as f64 / n as f64);
+    println!(
+        "  master peak RSS             {:>10.1} MiB (was {:.1} MiB before; {:.1} bytes per task if it grew with the map)",
+        after as f64 / 1024.0,
+        before as f64 / 1024.0,
+        (after.saturating_sub(before) * 1024) as f64 / n as f64
+    );
     drop(small);
 
     // 1. Tiny tasks.
     let master = master(cli.workers)?;
 
     // Warm up: workers started, windows grown.
-    let _ = master.map(add_one::task(), 0..100_000u64).collect_values()?;
+    let _ = master
+        .map(add_one::task(), 0..100_000u64)
+        .collect_values()?;
     let n = 2_000_000 / scale as u64;
     let t0 = Instant::now();
     let mut sum = 0u64;
@@ -146,34 +157,66 @@ fn main() -> anyhow::Result<()> {
     let t0 = Instant::now();
     let rayon_sum: u64 = {
         use rayon::prelude::*;
-        (0..rayon_n).into_par_iter().map(|x| std::hint::black_box(x).wrapping_add(1)).sum()
+        (0..rayon_n)
+            .into_par_iter()
+            .map(|x| std::hint::black_box(x).wrapping_add(1))
+            .sum()
     };
     let rayon_rate = rate(rayon_n, t0.elapsed());
     anyhow::ensure!(rayon_sum == rayon_n * (rayon_n + 1) / 2, "wrong rayon sum");
     println!("\ntiny tasks (x + 1):");
-    println!("  pymw local, {} workers      {:>14.0} tasks/s  ({n} tasks)", cli.workers, pymw_rate);
-    println!("  process per task            {:>14.0} tasks/s  ({spawn_n} tasks)  pymw is {:.0}x faster", spawn_rate, pymw_rate / spawn_rate);
-    println!("  rayon, one process          {:>14.0} tasks/s  ({rayon_n} tasks)  pymw reaches {:.3} of it", rayon_rate, pymw_rate / rayon_rate);
-    println!("  per-task overhead           {:>14.2} us", 1e6 / pymw_rate * cli.workers as f64);
+    println!(
+        "  pymw local, {} workers      {:>14.0} tasks/s  ({n} tasks)",
+        cli.workers, pymw_rate
+    );
+    println!(
+        "  process per task            {:>14.0} tasks/s  ({spawn_n} tasks)  pymw is {:.0}x faster",
+        spawn_rate,
+        pymw_rate / spawn_rate
+    );
+    println!(
+        "  rayon, one process          {:>14.0} tasks/s  ({rayon_n} tasks)  pymw reaches {:.3} of it",
+        rayon_rate,
+        pymw_rate / rayon_rate
+    );
+    println!(
+        "  per-task overhead           {:>14.2} us",
+        1e6 / pymw_rate * cli.workers as f64
+    );
 
     // 2. 10 ms CPU-bound tasks.
     let tasks = 200 / scale as u64;
     let serial = std::time::Duration::from_millis(10) * tasks as u32;
     let t0 = Instant::now();
-    let _ = master.map(spin::task(), std::iter::repeat_n(10_000u64, tasks as usize)).collect_values()?;
+    let _ = master
+        .map(spin::task(), std::iter::repeat_n(10_000u64, tasks as usize))
+        .collect_values()?;
     let parallel = t0.elapsed();
     let efficiency = serial.as_secs_f64() / (parallel.as_secs_f64() * cli.workers as f64);
     println!("\n10 ms CPU-bound tasks ({tasks} tasks, each 10 ms of worker CPU time):");
-    println!("  the work, serially          {:>10.3} s", serial.as_secs_f64());
-    println!("  pymw local, {} workers      {:>10.3} s   parallel efficiency {:.3}", cli.workers, parallel.as_secs_f64(), efficiency);
+    println!(
+        "  the work, serially          {:>10.3} s",
+        serial.as_secs_f64()
+    );
+    println!(
+        "  pymw local, {} workers      {:>10.3} s   parallel efficiency {:.3}",
+        cli.workers,
+        parallel.as_secs_f64(),
+        efficiency
+    );
 
     // 3. 1 MB inputs and outputs.
     let mb = 1 << 20;
     let payload = pymw::Bytes((0..mb).map(|i| (i % 251) as u8).collect());
     let count = 400 / scale;
-    let _ = master.map(flip::task(), std::iter::repeat_n(payload.clone(), 8)).collect_values()?;
+    let _ = master
+        .map(flip::task(), std::iter::repeat_n(payload.clone(), 8))
+        .collect_values()?;
     let t0 = Instant::now();
-    for value in master.map(flip::task(), std::iter::repeat_n(payload.clone(), count)).window(8) {
+    for value in master
+        .map(flip::task(), std::iter::repeat_n(payload.clone(), count))
+        .window(8)
+    {
         anyhow::ensure!(value?.len() == mb, "short output");
     }
     let elapsed = t0.elapsed();
@@ -185,8 +228,15 @@ fn main() -> anyhow::Result<()> {
     }
     let memcpy = t0.elapsed();
     println!("\n1 MB in, 1 MB out as pymw::Bytes ({count} tasks):");
-    println!("  pymw local                  {:>10.2} GB/s", bytes / elapsed.as_secs_f64() / 1e9);
-    println!("  in-process copies           {:>10.2} GB/s  pymw reaches {:.3} of it", bytes / memcpy.as_secs_f64() / 1e9, memcpy.as_secs_f64() / elapsed.as_secs_f64());
+    println!(
+        "  pymw local                  {:>10.2} GB/s",
+        bytes / elapsed.as_secs_f64() / 1e9
+    );
+    println!(
+        "  in-process copies           {:>10.2} GB/s  pymw reaches {:.3} of it",
+        bytes / memcpy.as_secs_f64() / 1e9,
+        memcpy.as_secs_f64() / elapsed.as_secs_f64()
+    );
     Ok(())
 }
 
@@ -204,7 +254,11 @@ fn process_per_task(n: u64) -> anyhow::Result<f64> {
         let payload = pymw::core::wire::encode_payload(&i);
         let mut bytes = Vec::new();
         pymw::core::wire::encode_input(
-            &pymw::core::wire::InputBody { task: task.name(), fingerprint: (task.entry().fingerprint)(), payload: &payload },
+            &pymw::core::wire::InputBody {
+                task: task.name(),
+                fingerprint: (task.entry().fingerprint)(),
+                payload: &payload,
+            },
             &mut bytes,
         );
         std::fs::write(&input, bytes)?;
@@ -217,7 +271,10 @@ fn process_per_task(n: u64) -> anyhow::Result<f64> {
         anyhow::ensure!(status.success(), "worker failed: {status}");
         let out = std::fs::read(&output)?;
         let body = pymw::core::wire::decode_output(&out)?;
-        anyhow::ensure!(matches!(body.outcome, pymw::core::wire::Outcome::Ok(_)), "task failed");
+        anyhow::ensure!(
+            matches!(body.outcome, pymw::core::wire::Outcome::Ok(_)),
+            "task failed"
+        );
     }
     let r = rate(n, t0.elapsed());
     let _ = std::fs::remove_dir_all(&dir);

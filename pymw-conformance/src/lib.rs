@@ -142,7 +142,11 @@ pub fn run(harness: &Harness, extra: Vec<Case>, filters: &[String]) -> i32 {
         match result {
             Ok(()) => println!("test {} ... ok ({:.2}s)", case.name, elapsed.as_secs_f64()),
             Err(message) => {
-                println!("test {} ... FAILED ({:.2}s)", case.name, elapsed.as_secs_f64());
+                println!(
+                    "test {} ... FAILED ({:.2}s)",
+                    case.name,
+                    elapsed.as_secs_f64()
+                );
                 failed.push((case.name, message));
             }
         }
@@ -180,7 +184,11 @@ fn map_in_input_order(h: &Harness) -> CaseResult {
         .map(tasks::square::task(), 0..n)
         .collect_values()
         .map_err(|e| e.to_string())?;
-    ensure!(values.len() as u64 == n, "{} results for {n} inputs", values.len());
+    ensure!(
+        values.len() as u64 == n,
+        "{} results for {n} inputs",
+        values.len()
+    );
     for (i, v) in values.iter().enumerate() {
         ensure!(*v == (i as u64) * (i as u64), "result {i} is {v}");
     }
@@ -191,7 +199,10 @@ fn map_unordered_each_once(h: &Harness) -> CaseResult {
     let master = h.master();
     let n = 500 * h.scale as u64;
     let mut seen = vec![false; n as usize];
-    let mut map = master.map(tasks::square::task(), 0..n).unordered().window(37);
+    let mut map = master
+        .map(tasks::square::task(), 0..n)
+        .unordered()
+        .window(37);
     while let Some((index, result)) = map.next_indexed() {
         let value = result.map_err(|e| e.to_string())?;
         ensure!(value == index * index, "input {index} gave {value}");
@@ -271,11 +282,17 @@ fn panic_has_message_location_and_stderr(h: &Harness) -> CaseResult {
         .wait()
         .err()
         .ok_or("a panicking task succeeded")?;
-    ensure!(error.panic_message() == Some("kaboom"), "message: {error:?}");
+    ensure!(
+        error.panic_message() == Some("kaboom"),
+        "message: {error:?}"
+    );
     let location = error.panic_location().ok_or("no location")?;
     ensure!(location.contains("tasks.rs"), "location {location}");
     let tail = error.stderr_tail().unwrap_or_default();
-    ensure!(tail.contains("stderr before the panic"), "stderr tail: {tail:?}");
+    ensure!(
+        tail.contains("stderr before the panic"),
+        "stderr tail: {tail:?}"
+    );
     // The worker survives a caught panic.
     let after = master.submit(tasks::square::task(), 3).wait();
     ensure!(after == Ok(9), "after the panic: {after:?}");
@@ -289,7 +306,10 @@ fn expect_lost(result: Result<u64, TaskError>, cause: &str, attempts: u32) -> Ca
             attempts: made,
             ..
         }) => {
-            ensure!(got.contains(cause), "cause {got:?} does not mention {cause:?}");
+            ensure!(
+                got.contains(cause),
+                "cause {got:?} does not mention {cause:?}"
+            );
             ensure!(made == attempts, "{made} attempts, expected {attempts}");
             Ok(())
         }
@@ -306,7 +326,11 @@ fn retries(n: u32) -> MasterConfig {
 
 fn exit_is_lost_with_exit_code(h: &Harness) -> CaseResult {
     let master = h.master_with(retries(1));
-    expect_lost(master.submit(tasks::exits::task(), 3).wait(), "exit code 3", 2)?;
+    expect_lost(
+        master.submit(tasks::exits::task(), 3).wait(),
+        "exit code 3",
+        2,
+    )?;
     let after = master.submit(tasks::square::task(), 4).wait();
     ensure!(after == Ok(16), "a replaced worker gave {after:?}");
     Ok(())
@@ -314,17 +338,29 @@ fn exit_is_lost_with_exit_code(h: &Harness) -> CaseResult {
 
 fn segfault_is_lost_with_signal(h: &Harness) -> CaseResult {
     let master = h.master_with(retries(0));
-    expect_lost(master.submit(tasks::segfaults::task(), ()).wait(), "SIGSEGV", 1)
+    expect_lost(
+        master.submit(tasks::segfaults::task(), ()).wait(),
+        "SIGSEGV",
+        1,
+    )
 }
 
 fn abort_is_lost_with_signal(h: &Harness) -> CaseResult {
     let master = h.master_with(retries(0));
-    expect_lost(master.submit(tasks::aborts::task(), ()).wait(), "SIGABRT", 1)
+    expect_lost(
+        master.submit(tasks::aborts::task(), ()).wait(),
+        "SIGABRT",
+        1,
+    )
 }
 
 fn sigkill_is_lost_with_signal(h: &Harness) -> CaseResult {
     let master = h.master_with(retries(0));
-    expect_lost(master.submit(tasks::killed::task(), ()).wait(), "SIGKILL", 1)
+    expect_lost(
+        master.submit(tasks::killed::task(), ()).wait(),
+        "SIGKILL",
+        1,
+    )
 }
 
 fn crash_then_success_on_retry(h: &Harness) -> CaseResult {
@@ -390,7 +426,11 @@ fn timeout_stops_the_task(h: &Harness) -> CaseResult {
         matches!(result, Err(TaskError::TimedOut { .. })),
         "expected a timeout, got {result:?}"
     );
-    ensure!(started.elapsed() < Duration::from_secs(30), "the timeout took {:?}", started.elapsed());
+    ensure!(
+        started.elapsed() < Duration::from_secs(30),
+        "the timeout took {:?}",
+        started.elapsed()
+    );
     let after = master.submit(tasks::square::task(), 5).wait();
     ensure!(after == Ok(25), "after a timeout: {after:?}");
     Ok(())
@@ -407,7 +447,11 @@ fn cancel_stops_the_task(h: &Harness) -> CaseResult {
         matches!(result, Err(TaskError::Cancelled { .. })),
         "expected cancelled, got {result:?}"
     );
-    ensure!(started.elapsed() < Duration::from_secs(10), "cancel took {:?}", started.elapsed());
+    ensure!(
+        started.elapsed() < Duration::from_secs(10),
+        "cancel took {:?}",
+        started.elapsed()
+    );
     let counts = master.status();
     ensure!(counts.cancelled == 1, "status after cancel: {counts:?}");
     Ok(())
@@ -447,7 +491,10 @@ fn map_of_200_results_exactly_once(h: &Harness) -> CaseResult {
     let path = dir.display().to_string();
     let mut seen = std::collections::HashSet::new();
     let mut map = master
-        .map(tasks::counted::task(), (0..200u64).map(|i| (path.clone(), i)))
+        .map(
+            tasks::counted::task(),
+            (0..200u64).map(|i| (path.clone(), i)),
+        )
         .unordered();
     while let Some((index, result)) = map.next_indexed() {
         let value = result.map_err(|e| e.to_string())?;

@@ -24,7 +24,8 @@ pub fn join3(name: String, n: u32, xs: Vec<f64>) -> String {
 /// `Err` on division by zero.
 #[pymw::task]
 pub fn checked_div(a: u64, b: u64) -> Result<u64, String> {
-    a.checked_div(b).ok_or_else(|| "division by zero".to_owned())
+    a.checked_div(b)
+        .ok_or_else(|| "division by zero".to_owned())
 }
 
 /// Writes to stderr, then panics with `message`.

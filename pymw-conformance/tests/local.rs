@@ -18,7 +18,11 @@ use std::time::{Duration, Instant};
 const ROLE_ENV: &str = "PYMW_CONFORMANCE_ROLE";
 
 fn local(workers: usize) -> LocalBackend {
-    LocalBackend::new(LocalConfig::default().workers(workers).forward_stderr(false))
+    LocalBackend::new(
+        LocalConfig::default()
+            .workers(workers)
+            .forward_stderr(false),
+    )
 }
 
 fn main() {
@@ -100,7 +104,11 @@ fn alive(pid: u32) -> bool {
 fn wait_gone(pids: &[u32], within: Duration) -> CaseResult {
     let deadline = Instant::now() + within;
     while pids.iter().any(|&p| alive(p)) {
-        ensure!(Instant::now() < deadline, "workers still alive: {:?}", pids.iter().filter(|&&p| alive(p)).collect::<Vec<_>>());
+        ensure!(
+            Instant::now() < deadline,
+            "workers still alive: {:?}",
+            pids.iter().filter(|&&p| alive(p)).collect::<Vec<_>>()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     Ok(())
@@ -131,7 +139,13 @@ fn orphan_master() {
     let master = pymw::blocking::Master::start_with(Box::new(local(2)), pymw_conformance::quiet())
         .expect("start");
     let pids = worker_pids(&master).expect("pids");
-    println!("{}", pids.iter().map(u32::to_string).collect::<Vec<_>>().join(" "));
+    println!(
+        "{}",
+        pids.iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
     std::thread::sleep(Duration::from_secs(120));
 }
 
@@ -146,14 +160,23 @@ fn master_then_signal(signal: i32) -> CaseResult {
     std::io::BufReader::new(child.stdout.take().expect("piped"))
         .read_line(&mut line)
         .map_err(|e| e.to_string())?;
-    let pids: Vec<u32> = line.split_whitespace().filter_map(|p| p.parse().ok()).collect();
-    ensure!(!pids.is_empty(), "the child master printed no pids: {line:?}");
+    let pids: Vec<u32> = line
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    ensure!(
+        !pids.is_empty(),
+        "the child master printed no pids: {line:?}"
+    );
     // SAFETY: signalling our own child.
     unsafe {
         libc::kill(child.id() as i32, signal);
     }
     let status = child.wait().map_err(|e| e.to_string())?;
-    ensure!(!status.success(), "the master exited cleanly after signal {signal}");
+    ensure!(
+        !status.success(),
+        "the master exited cleanly after signal {signal}"
+    );
     wait_gone(&pids, Duration::from_secs(5))
 }
 
@@ -213,7 +236,10 @@ fn run_worker(task: &str, input: &Path, output: &Path) -> Result<(i32, String), 
         .output()
         .map_err(|e| e.to_string())?;
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    ensure!(!stderr.contains("RUST_BACKTRACE"), "a panic backtrace hint: {stderr}");
+    ensure!(
+        !stderr.contains("RUST_BACKTRACE"),
+        "a panic backtrace hint: {stderr}"
+    );
     Ok((out.status.code().unwrap_or(-1), stderr))
 }
 
@@ -233,12 +259,24 @@ fn worker_role_runs_a_task_by_hand(_: &pymw_conformance::Harness) -> CaseResult 
         }
         wire::Outcome::Failed(f) => return Err(format!("failed: {f}")),
     }
-    ensure!(body.stats.wall_ns > 0 && !body.stats.host.is_empty(), "stats {:?}", body.stats);
+    ensure!(
+        body.stats.wall_ns > 0 && !body.stats.host.is_empty(),
+        "stats {:?}",
+        body.stats
+    );
     // A failing task: exit 1, the failure in the output file and on stderr.
     let div = tasks::checked_div::task();
-    write_input(&input, div.name(), (div.entry().fingerprint)(), &(1u64, 0u64));
+    write_input(
+        &input,
+        div.name(),
+        (div.entry().fingerprint)(),
+        &(1u64, 0u64),
+    );
     let (code, stderr) = run_worker(div.name(), &input, &output)?;
-    ensure!(code == 1 && stderr.contains("division by zero"), "exit {code}: {stderr}");
+    ensure!(
+        code == 1 && stderr.contains("division by zero"),
+        "exit {code}: {stderr}"
+    );
     Ok(())
 }
 
@@ -250,14 +288,32 @@ fn worker_role_rejects_bad_input(_: &pymw_conformance::Harness) -> CaseResult {
     write_input(&input, task.name(), fingerprint, &7u64);
     let good = std::fs::read(&input).map_err(|e| e.to_string())?;
 
-    let expect = |name: &str, code: i32, needle: &str, result: Result<(i32, String), String>| -> CaseResult {
+    let expect = |name: &str,
+                  code: i32,
+                  needle: &str,
+                  result: Result<(i32, String), String>|
+     -> CaseResult {
         let (got, stderr) = result?;
-        ensure!(got == code, "{name}: exit {got}, expected {code}; stderr: {stderr}");
-        ensure!(stderr.contains(needle), "{name}: stderr lacks {needle:?}: {stderr}");
-        ensure!(stderr.lines().count() <= 3, "{name}: more than a short message: {stderr}");
+        ensure!(
+            got == code,
+            "{name}: exit {got}, expected {code}; stderr: {stderr}"
+        );
+        ensure!(
+            stderr.contains(needle),
+            "{name}: stderr lacks {needle:?}: {stderr}"
+        );
+        ensure!(
+            stderr.lines().count() <= 3,
+            "{name}: more than a short message: {stderr}"
+        );
         Ok(())
     };
-    expect("unknown task", 3, "no task named `nope`", run_worker("nope", &input, &output))?;
+    expect(
+        "unknown task",
+        3,
+        "no task named `nope`",
+        run_worker("nope", &input, &output),
+    )?;
     expect(
         "missing input",
         4,
@@ -265,24 +321,52 @@ fn worker_role_rejects_bad_input(_: &pymw_conformance::Harness) -> CaseResult {
         run_worker(task.name(), &dir.join("missing"), &output),
     )?;
     std::fs::write(&input, &good[..good.len() - 3]).map_err(|e| e.to_string())?;
-    expect("truncated", 5, "truncated", run_worker(task.name(), &input, &output))?;
+    expect(
+        "truncated",
+        5,
+        "truncated",
+        run_worker(task.name(), &input, &output),
+    )?;
     let mut corrupt = good.clone();
     *corrupt.last_mut().expect("bytes") ^= 0x40;
     std::fs::write(&input, &corrupt).map_err(|e| e.to_string())?;
-    expect("corrupt", 5, "checksum", run_worker(task.name(), &input, &output))?;
+    expect(
+        "corrupt",
+        5,
+        "checksum",
+        run_worker(task.name(), &input, &output),
+    )?;
     let mut oversized = good.clone();
     oversized[10..18].copy_from_slice(&(u64::MAX / 2).to_le_bytes());
     std::fs::write(&input, &oversized).map_err(|e| e.to_string())?;
-    expect("oversized", 5, "exceeds the limit", run_worker(task.name(), &input, &output))?;
+    expect(
+        "oversized",
+        5,
+        "exceeds the limit",
+        run_worker(task.name(), &input, &output),
+    )?;
     std::fs::write(&input, b"hello, not an envelope").map_err(|e| e.to_string())?;
-    expect("garbage", 5, "bad magic", run_worker(task.name(), &input, &output))?;
+    expect(
+        "garbage",
+        5,
+        "bad magic",
+        run_worker(task.name(), &input, &output),
+    )?;
     write_input(&input, task.name(), fingerprint ^ 1, &7u64);
-    expect("other build", 6, "different build", run_worker(task.name(), &input, &output))?;
+    expect(
+        "other build",
+        6,
+        "different build",
+        run_worker(task.name(), &input, &output),
+    )?;
     // The failure is also in the output file, for a master to read.
     let bytes = std::fs::read(&output).map_err(|e| e.to_string())?;
     let body = wire::decode_output(&bytes).map_err(|e| e.to_string())?;
     ensure!(
-        matches!(body.outcome, wire::Outcome::Failed(pymw::Failure::VersionSkew { .. })),
+        matches!(
+            body.outcome,
+            wire::Outcome::Failed(pymw::Failure::VersionSkew { .. })
+        ),
         "output file holds {:?}",
         body.outcome
     );
@@ -311,12 +395,27 @@ fn replicas_are_compared_by_the_task_validator(_: &pymw_conformance::Harness) ->
     let a = wire::encode_payload(&0.5f64);
     let near = wire::encode_payload(&(0.5f64 + 1e-12));
     let far = wire::encode_payload(&0.6f64);
-    ensure!(mean.replicas_agree(&a, &near) == Ok(true), "near values disagree");
-    ensure!(mean.replicas_agree(&a, &far) == Ok(false), "far values agree");
-    ensure!(mean.replicas_agree(&a, &[0xff]).is_err(), "a malformed replica was accepted");
+    ensure!(
+        mean.replicas_agree(&a, &near) == Ok(true),
+        "near values disagree"
+    );
+    ensure!(
+        mean.replicas_agree(&a, &far) == Ok(false),
+        "far values agree"
+    );
+    ensure!(
+        mean.replicas_agree(&a, &[0xff]).is_err(),
+        "a malformed replica was accepted"
+    );
     // Without a validator, replicas must be bitwise equal.
     let square = tasks::square::task().entry();
-    ensure!(square.replicas_agree(&a, &a) == Ok(true), "identical bytes disagree");
-    ensure!(square.replicas_agree(&a, &near) == Ok(false), "different bytes agree");
+    ensure!(
+        square.replicas_agree(&a, &a) == Ok(true),
+        "identical bytes disagree"
+    );
+    ensure!(
+        square.replicas_agree(&a, &near) == Ok(false),
+        "different bytes agree"
+    );
     Ok(())
 }

@@ -56,7 +56,11 @@ impl Master {
     }
 
     /// Submits one task.
-    pub fn submit<A: Serialize, R: DeserializeOwned>(&self, task: Task<A, R>, args: A) -> TaskHandle<R> {
+    pub fn submit<A: Serialize, R: DeserializeOwned>(
+        &self,
+        task: Task<A, R>,
+        args: A,
+    ) -> TaskHandle<R> {
         self.submit_with(task, args, TaskOptions::default())
     }
 
@@ -139,7 +143,12 @@ impl<R: DeserializeOwned> TaskSet<R> {
     }
 
     /// Submits a task into the set with its own options.
-    pub fn submit_with<A: Serialize>(&mut self, task: Task<A, R>, args: A, options: TaskOptions) -> TaskId {
+    pub fn submit_with<A: Serialize>(
+        &mut self,
+        task: Task<A, R>,
+        args: A,
+        options: TaskOptions,
+    ) -> TaskId {
         self.inner.submit_with(task, args, options)
     }
 

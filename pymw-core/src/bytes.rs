@@ -64,7 +64,10 @@ impl<'de> Deserialize<'de> for Bytes {
             fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Bytes, E> {
                 Ok(Bytes(v))
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Bytes, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Bytes, A::Error> {
                 // Formats without a byte-string form send a sequence; never
                 // trust its size hint for the allocation.
                 let mut bytes = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 16));
@@ -87,7 +90,10 @@ mod tests {
         let bytes = Bytes(vec![1, 2, 3, 255]);
         let encoded = crate::wire::encode_payload(&bytes);
         assert_eq!(encoded, vec![4, 1, 2, 3, 255]);
-        assert_eq!(crate::wire::decode_payload::<Bytes>(&encoded).unwrap(), bytes);
+        assert_eq!(
+            crate::wire::decode_payload::<Bytes>(&encoded).unwrap(),
+            bytes
+        );
         assert!(crate::wire::decode_payload::<Bytes>(&[200, 1]).is_err());
     }
 }

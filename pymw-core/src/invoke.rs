@@ -77,7 +77,11 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 /// Decodes `A` from `input`, runs `f`, and appends the encoded value to
 /// `output`. Every failure (decode error, `Err`, panic) comes back as a
 /// [`Failure`]; nothing unwinds out of here.
-pub fn invoke<A, R>(input: &[u8], output: &mut Vec<u8>, f: impl FnOnce(A) -> R) -> Result<(), Failure>
+pub fn invoke<A, R>(
+    input: &[u8],
+    output: &mut Vec<u8>,
+    f: impl FnOnce(A) -> R,
+) -> Result<(), Failure>
 where
     A: DeserializeOwned,
     R: TaskResult,
@@ -118,10 +122,18 @@ where
 
 /// Decodes two replicas' values and asks the task's validator whether they
 /// agree. A value that does not decode is an error: that replica is malformed.
-pub fn validate<T: DeserializeOwned>(a: &[u8], b: &[u8], agree: fn(&T, &T) -> bool) -> Result<bool, String> {
+pub fn validate<T: DeserializeOwned>(
+    a: &[u8],
+    b: &[u8],
+    agree: fn(&T, &T) -> bool,
+) -> Result<bool, String> {
     let decode = |bytes: &[u8], which: &str| {
-        crate::wire::decode_payload::<T>(bytes)
-            .map_err(|e| format!("the {which} replica's value does not decode as {}: {e}", std::any::type_name::<T>()))
+        crate::wire::decode_payload::<T>(bytes).map_err(|e| {
+            format!(
+                "the {which} replica's value does not decode as {}: {e}",
+                std::any::type_name::<T>()
+            )
+        })
     };
     Ok(agree(&decode(a, "first")?, &decode(b, "second")?))
 }
@@ -142,7 +154,12 @@ mod tests {
             Err::<u32, _>("no luck")
         })
         .unwrap_err();
-        assert_eq!(err, Failure::TaskError { message: "no luck".into() });
+        assert_eq!(
+            err,
+            Failure::TaskError {
+                message: "no luck".into()
+            }
+        );
 
         let err = invoke(&input, &mut Vec::new(), |_: (u32, u32)| -> Plain<u32> {
             panic!("exploded {}", 7)
@@ -170,6 +187,10 @@ mod tests {
         let far = crate::wire::encode_payload(&2.0f64);
         assert_eq!(validate(&one, &near, close), Ok(true));
         assert_eq!(validate(&one, &far, close), Ok(false));
-        assert!(validate(&one, &[1, 2], close).unwrap_err().contains("second replica"));
+        assert!(
+            validate(&one, &[1, 2], close)
+                .unwrap_err()
+                .contains("second replica")
+        );
     }
 }

@@ -19,7 +19,9 @@ pub mod worker;
 pub use backend::{Backend, BackendError, Resources};
 pub use bytes::Bytes;
 pub use error::{Error, TaskError};
-pub use master::{Map, Master, MasterConfig, StatusCounts, TaskHandle, TaskId, TaskOptions, TaskSet};
+pub use master::{
+    Map, Master, MasterConfig, StatusCounts, TaskHandle, TaskId, TaskOptions, TaskSet,
+};
 pub use registry::Task;
 pub use wire::{Failure, WorkerStats};
 pub use worker::init;

@@ -10,8 +10,8 @@ use crate::error::{Error, TaskError};
 use crate::registry::{Task, TaskEntry};
 use crate::wire::{Failure, WorkerStats};
 use serde::{Serialize, de::DeserializeOwned};
-use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
@@ -173,7 +173,10 @@ impl Master {
 
     /// Starts a master on `backend` with `config`, inside the current tokio
     /// runtime.
-    pub fn start_with(mut backend: Box<dyn Backend>, config: MasterConfig) -> Result<Master, Error> {
+    pub fn start_with(
+        mut backend: Box<dyn Backend>,
+        config: MasterConfig,
+    ) -> Result<Master, Error> {
         if !crate::worker::is_initialized() {
             return Err(Error::NotInitialized);
         }
@@ -239,7 +242,9 @@ impl Master {
     }
 
     fn command(&self, command: Command) {
-        if let Err(mpsc::error::SendError(Command::Submit(tasks))) = self.shared.commands.send(command) {
+        if let Err(mpsc::error::SendError(Command::Submit(tasks))) =
+            self.shared.commands.send(command)
+        {
             // The driver is gone (its runtime shut down): nothing will run.
             for task in tasks {
                 if let Sink::One(tx) = task.sink {
@@ -260,15 +265,26 @@ impl Master {
         self.command(Command::Submit(tasks));
     }
 
-    fn open_stream(&self, options: Arc<TaskOptions>) -> (u64, mpsc::UnboundedReceiver<StreamBatch>) {
+    fn open_stream(
+        &self,
+        options: Arc<TaskOptions>,
+    ) -> (u64, mpsc::UnboundedReceiver<StreamBatch>) {
         let stream = self.new_ids(1);
         let (tx, rx) = mpsc::unbounded_channel();
-        self.command(Command::OpenStream { stream, tx, options });
+        self.command(Command::OpenStream {
+            stream,
+            tx,
+            options,
+        });
         (stream, rx)
     }
 
     /// Submits one task; the handle resolves to its value.
-    pub fn submit<A: Serialize, R: DeserializeOwned>(&self, task: Task<A, R>, args: A) -> TaskHandle<R> {
+    pub fn submit<A: Serialize, R: DeserializeOwned>(
+        &self,
+        task: Task<A, R>,
+        args: A,
+    ) -> TaskHandle<R> {
         self.submit_with(task, args, TaskOptions::default())
     }
 
@@ -333,7 +349,11 @@ impl Master {
             input_bytes: 0,
             reorder: VecDeque::new(),
             ready: VecDeque::new(),
-            progress: crate::progress::Progress::new(task.name(), total, self.shared.config.progress),
+            progress: crate::progress::Progress::new(
+                task.name(),
+                total,
+                self.shared.config.progress,
+            ),
             _types: PhantomData,
         }
     }
@@ -349,7 +369,10 @@ fn encode_args<A: Serialize>(args: &A) -> Arc<[u8]> {
     Arc::from(crate::wire::encode_payload(args))
 }
 
-fn decode_value<R: DeserializeOwned>(task: &'static str, outcome: RawOutcome) -> Result<R, TaskError> {
+fn decode_value<R: DeserializeOwned>(
+    task: &'static str,
+    outcome: RawOutcome,
+) -> Result<R, TaskError> {
     let (bytes, stats) = outcome?;
     postcard::from_bytes(&bytes).map_err(|e| TaskError::Failed {
         task,
@@ -401,10 +424,12 @@ impl<R: DeserializeOwned> Future for TaskHandle<R> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let task = self.task;
-        Pin::new(&mut self.rx).poll(cx).map(|outcome| match outcome {
-            Ok(outcome) => decode_value(task, outcome),
-            Err(_) => Err(TaskError::MasterGone),
-        })
+        Pin::new(&mut self.rx)
+            .poll(cx)
+            .map(|outcome| match outcome {
+                Ok(outcome) => decode_value(task, outcome),
+                Err(_) => Err(TaskError::MasterGone),
+            })
     }
 }
 
@@ -422,7 +447,9 @@ pub struct TaskSet<R> {
 
 impl<R> std::fmt::Debug for TaskSet<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TaskSet").field("pending", &self.names.len()).finish()
+        f.debug_struct("TaskSet")
+            .field("pending", &self.names.len())
+            .finish()
     }
 }
 
@@ -446,11 +473,21 @@ impl<R: DeserializeOwned> TaskSet<R> {
     }
 
     /// Submits a task into the set with its own options.
-    pub fn submit_with<A: Serialize>(&mut self, task: Task<A, R>, args: A, options: TaskOptions) -> TaskId {
+    pub fn submit_with<A: Serialize>(
+        &mut self,
+        task: Task<A, R>,
+        args: A,
+        options: TaskOptions,
+    ) -> TaskId {
         self.push(task, args, Some(Arc::new(options)))
     }
 
-    fn push<A: Serialize>(&mut self, task: Task<A, R>, args: A, options: Option<Arc<TaskOptions>>) -> TaskId {
+    fn push<A: Serialize>(
+        &mut self,
+        task: Task<A, R>,
+        args: A,
+        options: Option<Arc<TaskOptions>>,
+    ) -> TaskId {
         let id = TaskId(self.master.new_ids(1));
         self.names.insert(id.0, task.name());
         self.master.send(vec![NewTask {
@@ -480,7 +517,9 @@ impl<R: DeserializeOwned> TaskSet<R> {
     pub async fn next_finished(&mut self) -> Option<(TaskId, Result<R, TaskError>)> {
         loop {
             if let Some((tag, outcome)) = self.arrived.pop_front() {
-                let Some(name) = self.names.remove(&tag) else { continue };
+                let Some(name) = self.names.remove(&tag) else {
+                    continue;
+                };
                 return Some((TaskId(tag), decode_value(name, outcome)));
             }
             if self.names.is_empty() {
@@ -628,9 +667,9 @@ where
         // Large inputs shrink the window, so that what is in flight stays
         // within MAP_IN_FLIGHT_BYTES whatever the inputs weigh.
         let window = match self.input_bytes.checked_div(self.next_tag) {
-            Some(average) if average > 0 => {
-                self.window.min((MAP_IN_FLIGHT_BYTES / average).max(MIN_MAP_WINDOW) as usize)
-            }
+            Some(average) if average > 0 => self
+                .window
+                .min((MAP_IN_FLIGHT_BYTES / average).max(MIN_MAP_WINDOW) as usize),
             _ => self.window,
         };
         let room = if self.ordered {
@@ -673,7 +712,9 @@ where
                 sink: Sink::Stream { stream, tag },
             });
             let pending = (self.in_flight + batch.len()) as u64;
-            if pending >= MIN_MAP_WINDOW && pending * (self.input_bytes / self.next_tag) > MAP_IN_FLIGHT_BYTES {
+            if pending >= MIN_MAP_WINDOW
+                && pending * (self.input_bytes / self.next_tag) > MAP_IN_FLIGHT_BYTES
+            {
                 break;
             }
             if batch.len() >= 4096 {
@@ -842,7 +883,9 @@ impl Driver {
             Sink::One(_) => None,
         };
         let own = state.options.as_deref();
-        let pick = |f: &dyn Fn(&TaskOptions) -> Option<u32>| own.and_then(f).or_else(|| stream_options.and_then(f));
+        let pick = |f: &dyn Fn(&TaskOptions) -> Option<u32>| {
+            own.and_then(f).or_else(|| stream_options.and_then(f))
+        };
         Effective {
             max_retries: pick(&|o| o.max_retries).unwrap_or(self.config.max_retries),
             timeout: own
@@ -857,7 +900,11 @@ impl Driver {
 
     fn handle_command(&mut self, command: Command) {
         match command {
-            Command::OpenStream { stream, tx, options } => {
+            Command::OpenStream {
+                stream,
+                tx,
+                options,
+            } => {
                 self.streams.insert(
                     stream,
                     StreamState {
@@ -888,7 +935,9 @@ impl Driver {
                 let ids: Vec<TaskId> = self
                     .tasks
                     .iter()
-                    .filter(|(_, s)| matches!(s.sink, Sink::Stream { stream: of, .. } if of == stream))
+                    .filter(
+                        |(_, s)| matches!(s.sink, Sink::Stream { stream: of, .. } if of == stream),
+                    )
                     .map(|(id, _)| *id)
                     .collect();
                 self.cancel(ids);
@@ -904,7 +953,11 @@ impl Driver {
             if let Some(state) = self.tasks.remove(&id) {
                 keys.push(state.key(id));
                 let task = state.entry.name;
-                self.finish(state, Err(TaskError::Cancelled { task }), Outcome::Cancelled);
+                self.finish(
+                    state,
+                    Err(TaskError::Cancelled { task }),
+                    Outcome::Cancelled,
+                );
             }
         }
         if keys.is_empty() {
@@ -946,7 +999,11 @@ impl Driver {
                 if let Some(state) = self.tasks.remove(&task_of(key)) {
                     let task = state.entry.name;
                     let message = error.message.clone();
-                    self.finish(state, Err(TaskError::Backend { task, message }), Outcome::Failed);
+                    self.finish(
+                        state,
+                        Err(TaskError::Backend { task, message }),
+                        Outcome::Failed,
+                    );
                 }
             }
             self.flush_streams();
@@ -975,7 +1032,9 @@ impl Driver {
         for event in batch {
             match event {
                 Event::Started { key } => {
-                    let Some(state) = self.current(key) else { continue };
+                    let Some(state) = self.current(key) else {
+                        continue;
+                    };
                     if state.running {
                         continue;
                     }
@@ -984,7 +1043,8 @@ impl Driver {
                     let timeout = self.effective(state).timeout;
                     self.add_running(1);
                     if let Some(timeout) = timeout {
-                        self.deadlines.push(Reverse((Instant::now() + timeout, key)));
+                        self.deadlines
+                            .push(Reverse((Instant::now() + timeout, key)));
                     }
                 }
                 Event::Finished {
@@ -993,7 +1053,9 @@ impl Driver {
                     stats,
                     stderr_tail,
                 } => {
-                    let Some(state) = self.take(key) else { continue };
+                    let Some(state) = self.take(key) else {
+                        continue;
+                    };
                     let result = match outcome {
                         Ok(value) => Ok((value, stats)),
                         Err(failure) => Err(TaskError::Failed {
@@ -1003,7 +1065,11 @@ impl Driver {
                             stderr_tail,
                         }),
                     };
-                    let kind = if result.is_ok() { Outcome::Done } else { Outcome::Failed };
+                    let kind = if result.is_ok() {
+                        Outcome::Done
+                    } else {
+                        Outcome::Failed
+                    };
                     self.finish(state, result, kind);
                 }
                 Event::Lost {
@@ -1113,11 +1179,17 @@ impl Driver {
         }
         self.backend.cancel(&expired);
         for key in expired {
-            let Some(state) = self.tasks.get(&task_of(key)) else { continue };
+            let Some(state) = self.tasks.get(&task_of(key)) else {
+                continue;
+            };
             let after = self.effective(state).timeout.unwrap_or_default();
             let state = self.take(key).expect("current");
             let task = state.entry.name;
-            self.finish(state, Err(TaskError::TimedOut { task, after }), Outcome::Failed);
+            self.finish(
+                state,
+                Err(TaskError::TimedOut { task, after }),
+                Outcome::Failed,
+            );
         }
     }
 }

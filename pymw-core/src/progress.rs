@@ -89,10 +89,7 @@ impl Progress {
                 // Formatting a message per task would cost more than a tiny
                 // task; refresh it every 1024 results.
                 if (self.done + self.failed) % 1024 == 1 || !ok {
-                    bar.set_message(format!(
-                        "failed {} running {}",
-                        self.failed, self.in_flight
-                    ));
+                    bar.set_message(format!("failed {} running {}", self.failed, self.in_flight));
                 }
             }
             Mode::Lines { next, printed } => {

@@ -49,7 +49,10 @@ impl fmt::Debug for TaskEntry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TaskEntry")
             .field("name", &self.name)
-            .field("fingerprint", &format_args!("{:016x}", (self.fingerprint)()))
+            .field(
+                "fingerprint",
+                &format_args!("{:016x}", (self.fingerprint)()),
+            )
             .finish()
     }
 }
@@ -89,7 +92,6 @@ impl<A, R> Task<A, R> {
 }
 
 impl<A: Serialize, R: DeserializeOwned> Task<A, R> {
-
     /// The task's registered name.
     pub fn name(&self) -> &'static str {
         self.entry.name
@@ -156,7 +158,9 @@ impl Registry {
     /// `pymw::init()` calls first.
     pub fn global() -> &'static Registry {
         static REGISTRY: OnceLock<Registry> = OnceLock::new();
-        REGISTRY.get_or_init(|| Registry::from_entries(inventory::iter::<Registration>.into_iter().map(|r| r.0)).0)
+        REGISTRY.get_or_init(|| {
+            Registry::from_entries(inventory::iter::<Registration>.into_iter().map(|r| r.0)).0
+        })
     }
 
     /// Fails if two registered tasks share a name, naming it.
@@ -167,7 +171,9 @@ impl Registry {
         }
     }
 
-    fn from_entries(entries: impl Iterator<Item = &'static TaskEntry>) -> (Registry, Option<DuplicateTask>) {
+    fn from_entries(
+        entries: impl Iterator<Item = &'static TaskEntry>,
+    ) -> (Registry, Option<DuplicateTask>) {
         let mut sorted: Vec<&'static TaskEntry> = entries.collect();
         // By name, then function, so that the report is the same every run.
         sorted.sort_by_key(|entry| (entry.name, entry.function));
@@ -179,7 +185,11 @@ impl Registry {
                 first: pair[0].function.to_owned(),
                 second: pair[1].function.to_owned(),
             });
-        let by_name = sorted.iter().enumerate().map(|(i, e)| (e.name, i)).collect();
+        let by_name = sorted
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.name, i))
+            .collect();
         (Registry { sorted, by_name }, duplicate)
     }
 
@@ -242,7 +252,10 @@ mod tests {
     fn duplicates_are_found_and_listing_is_sorted() {
         let (registry, duplicate) = Registry::from_entries([&B, &A].into_iter());
         assert_eq!(duplicate, None);
-        assert_eq!(registry.listing(), vec![("m::a".into(), 1), ("m::b".into(), 2)]);
+        assert_eq!(
+            registry.listing(),
+            vec![("m::a".into(), 1), ("m::b".into(), 2)]
+        );
         static A2: TaskEntry = TaskEntry {
             name: "m::a",
             function: "other::f",
@@ -252,7 +265,10 @@ mod tests {
         };
         let (_, duplicate) = Registry::from_entries([&A, &B, &A2].into_iter());
         let duplicate = duplicate.unwrap();
-        assert_eq!((duplicate.first.as_str(), duplicate.second.as_str()), ("m::a", "other::f"));
+        assert_eq!(
+            (duplicate.first.as_str(), duplicate.second.as_str()),
+            ("m::a", "other::f")
+        );
         assert!(duplicate.to_string().contains("`m::a` and `other::f`"));
     }
 }

@@ -12,7 +12,10 @@ pub fn process_usage() -> (Duration, u64) {
     };
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
     // ru_maxrss is in KiB on Linux.
-    (tv(usage.ru_utime) + tv(usage.ru_stime), usage.ru_maxrss.max(0) as u64)
+    (
+        tv(usage.ru_utime) + tv(usage.ru_stime),
+        usage.ru_maxrss.max(0) as u64,
+    )
 }
 
 /// CPU time of the calling thread, in nanoseconds.

@@ -201,7 +201,9 @@ pub enum WireError {
         limit: u64,
     },
     /// The body's checksum does not match: the bytes were corrupted.
-    #[error("checksum mismatch: the bytes were corrupted (crc32 {expected:08x} declared, {found:08x} computed)")]
+    #[error(
+        "checksum mismatch: the bytes were corrupted (crc32 {expected:08x} declared, {found:08x} computed)"
+    )]
     Checksum {
         /// The declared checksum.
         expected: u32,
@@ -444,11 +446,13 @@ pub mod frame {
         pub fn outcome(&self) -> Result<&[u8], Failure> {
             match self.status {
                 STATUS_OK => Ok(self.body),
-                STATUS_FAILED => Err(postcard::from_bytes(self.body).unwrap_or_else(|e| {
-                    Failure::Decode {
-                        message: format!("malformed failure in reply: {e}"),
-                    }
-                })),
+                STATUS_FAILED => {
+                    Err(
+                        postcard::from_bytes(self.body).unwrap_or_else(|e| Failure::Decode {
+                            message: format!("malformed failure in reply: {e}"),
+                        }),
+                    )
+                }
                 other => Err(Failure::Decode {
                     message: format!("unknown reply status {other}"),
                 }),
@@ -484,7 +488,11 @@ pub mod frame {
 
     /// If `buf` starts with a whole frame, returns its length prefix and the
     /// frame's bytes after it; `Ok(None)` means more bytes are needed.
-    pub fn split_frame(buf: &[u8], limit: u64, min: usize) -> Result<Option<(&[u8], usize)>, WireError> {
+    pub fn split_frame(
+        buf: &[u8],
+        limit: u64,
+        min: usize,
+    ) -> Result<Option<(&[u8], usize)>, WireError> {
         if buf.len() < 4 {
             return Ok(None);
         }
@@ -544,12 +552,18 @@ pub mod frame {
         pub fn fill(&mut self, source: &mut impl std::io::Read) -> std::io::Result<usize> {
             let data = self.end - self.start;
             let frame = if data >= 4 {
-                4 + u32::from_le_bytes(self.buf[self.start..self.start + 4].try_into().expect("4 bytes")) as usize
+                4 + u32::from_le_bytes(
+                    self.buf[self.start..self.start + 4]
+                        .try_into()
+                        .expect("4 bytes"),
+                ) as usize
             } else {
                 0
             };
             let wanted = frame.max(data + 1);
-            if self.start > 0 && (self.buf.len() - self.end < 4096 || self.buf.len() - self.start < wanted) {
+            if self.start > 0
+                && (self.buf.len() - self.end < 4096 || self.buf.len() - self.start < wanted)
+            {
                 self.buf.copy_within(self.start..self.end, 0);
                 self.start = 0;
                 self.end = data;
@@ -641,12 +655,18 @@ mod tests {
         assert_eq!(decode_input(&bytes).unwrap(), body);
         let mut flipped = bytes.clone();
         *flipped.last_mut().unwrap() ^= 1;
-        assert!(matches!(decode_input(&flipped), Err(WireError::Checksum { .. })));
+        assert!(matches!(
+            decode_input(&flipped),
+            Err(WireError::Checksum { .. })
+        ));
         assert!(matches!(
             decode_input(&bytes[..bytes.len() - 1]),
             Err(WireError::Truncated { .. })
         ));
-        assert!(matches!(decode_output(&bytes), Err(WireError::BadMagic { .. })));
+        assert!(matches!(
+            decode_output(&bytes),
+            Err(WireError::BadMagic { .. })
+        ));
     }
 
     #[test]
@@ -661,7 +681,10 @@ mod tests {
             &mut bytes,
         );
         bytes[10..18].copy_from_slice(&u64::MAX.to_le_bytes());
-        assert!(matches!(decode_input(&bytes), Err(WireError::TooLarge { .. })));
+        assert!(matches!(
+            decode_input(&bytes),
+            Err(WireError::TooLarge { .. })
+        ));
     }
 
     #[test]

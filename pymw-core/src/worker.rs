@@ -98,7 +98,10 @@ pub fn init() {
 /// Runs the role named by `args[0]`; returns the process exit code.
 pub fn run_role(args: Vec<String>) -> i32 {
     let Some((role, rest)) = args.split_first() else {
-        eprintln!("pymw: `{ROLE_ARG}` needs a role: {}", role_names().join(", "));
+        eprintln!(
+            "pymw: `{ROLE_ARG}` needs a role: {}",
+            role_names().join(", ")
+        );
         return WorkerExit::Usage as i32;
     };
     match role.as_str() {
@@ -125,7 +128,10 @@ pub fn run_role(args: Vec<String>) -> i32 {
             println!("{}", role_help());
             0
         }
-        other => match inventory::iter::<RoleEntry>.into_iter().find(|r| r.name == other) {
+        other => match inventory::iter::<RoleEntry>
+            .into_iter()
+            .find(|r| r.name == other)
+        {
             Some(entry) => (entry.run)(rest.to_vec()),
             None => {
                 eprintln!(
@@ -295,7 +301,10 @@ pub fn run_worker(args: &WorkerArgs) -> WorkerExit {
     match write_output(&args.output, &body) {
         Ok(()) => exit,
         Err(e) => {
-            eprintln!("pymw worker: cannot write output {}: {e}", args.output.display());
+            eprintln!(
+                "pymw worker: cannot write output {}: {e}",
+                args.output.display()
+            );
             WorkerExit::OutputUnwritable
         }
     }
@@ -304,7 +313,9 @@ pub fn run_worker(args: &WorkerArgs) -> WorkerExit {
 fn input_failure(path: &Path, error: WireError) -> (WorkerExit, Failure) {
     let message = format!("input {}: {error}", path.display());
     match error {
-        WireError::UnsupportedVersion { .. } => (WorkerExit::VersionSkew, Failure::VersionSkew { message }),
+        WireError::UnsupportedVersion { .. } => {
+            (WorkerExit::VersionSkew, Failure::VersionSkew { message })
+        }
         _ => (WorkerExit::InputCorrupt, Failure::Decode { message }),
     }
 }
@@ -415,13 +426,25 @@ pub fn serve() -> std::io::Result<()> {
             let wall_ns = (now - t0).as_nanos() as u64;
             avg_wall_ns = avg_wall_ns - avg_wall_ns / 8 + wall_ns / 8;
             let cpu_ns = measure_cpu.then(|| sys::thread_cpu_ns().saturating_sub(cpu_start));
-            let status = if result.is_ok() { frame::STATUS_OK } else { frame::STATUS_FAILED };
-            let at = frame::begin_reply(&mut outbuf, request.key, status, wall_ns, cpu_ns, peak_rss_kib);
+            let status = if result.is_ok() {
+                frame::STATUS_OK
+            } else {
+                frame::STATUS_FAILED
+            };
+            let at = frame::begin_reply(
+                &mut outbuf,
+                request.key,
+                status,
+                wall_ns,
+                cpu_ns,
+                peak_rss_kib,
+            );
             match result {
                 Ok(()) => outbuf.extend_from_slice(&value),
                 Err(failure) => {
                     let taken = std::mem::take(&mut outbuf);
-                    outbuf = postcard::to_extend(&failure, taken).expect("postcard into Vec is infallible");
+                    outbuf = postcard::to_extend(&failure, taken)
+                        .expect("postcard into Vec is infallible");
                 }
             }
             frame::finish_reply(&mut outbuf, at);
@@ -463,8 +486,16 @@ mod tests {
             .collect();
         let parsed = parse_worker_args(&args).unwrap();
         assert_eq!(parsed.task, "t");
-        assert!(parse_worker_args(&args[..4]).unwrap_err().contains("--output"));
-        assert!(parse_worker_args(&["--bogus".into()]).unwrap_err().contains("--bogus"));
+        assert!(
+            parse_worker_args(&args[..4])
+                .unwrap_err()
+                .contains("--output")
+        );
+        assert!(
+            parse_worker_args(&["--bogus".into()])
+                .unwrap_err()
+                .contains("--bogus")
+        );
     }
 
     #[test]

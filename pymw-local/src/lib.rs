@@ -135,7 +135,9 @@ impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A poisoned lock means a supervisor thread panicked; the state is
         // still consistent (every update is a whole push or pop).
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn window(&self) -> usize {
@@ -246,7 +248,9 @@ impl Backend for LocalBackend {
     }
 
     fn shutdown(&mut self) {
-        let Some(shared) = self.shared.take() else { return };
+        let Some(shared) = self.shared.take() else {
+            return;
+        };
         {
             let mut state = shared.lock();
             state.shutdown = true;
@@ -322,7 +326,9 @@ fn supervise(shared: &Arc<Shared>, index: usize) {
                 if start_failures >= MAX_START_FAILURES {
                     fail_queue(shared, &format!("cannot start a worker process: {cause}"));
                 }
-                std::thread::sleep(Duration::from_millis(200 * u64::from(start_failures.min(10))));
+                std::thread::sleep(Duration::from_millis(
+                    200 * u64::from(start_failures.min(10)),
+                ));
                 continue;
             }
         };
@@ -392,7 +398,9 @@ fn spawn_worker(shared: &Shared, index: usize) -> Result<Spawned, String> {
             let status = child.wait().map(sys::describe_exit).unwrap_or_default();
             let _ = stderr_thread.join();
             let tail = tail.lock().map(|t| t.text()).unwrap_or_default();
-            return Err(format!("no handshake from the worker ({e}); it ended with {status}; stderr: {tail}"));
+            return Err(format!(
+                "no handshake from the worker ({e}); it ended with {status}; stderr: {tail}"
+            ));
         }
     };
     let ours = Registry::global().listing();
@@ -426,7 +434,10 @@ fn read_hello(stdout: &mut impl Read) -> Result<frame::Hello, String> {
         .read_exact(&mut head)
         .map_err(|e| format!("reading the hello: {e}"))?;
     if head[..8] != frame::HELLO_MAGIC {
-        return Err("the worker did not answer with a pymw hello: does main call pymw::init() first?".into());
+        return Err(
+            "the worker did not answer with a pymw hello: does main call pymw::init() first?"
+                .into(),
+        );
     }
     let len = u32::from_le_bytes(head[8..12].try_into().expect("4 bytes")) as usize;
     if len > 16 << 20 {
@@ -492,7 +503,10 @@ fn run_worker(shared: &Arc<Shared>, index: usize, spawned: Spawned) {
     if !cancelled.is_empty() {
         // We killed it to cancel a task: the others did nothing wrong.
         for dispatch in in_flight.into_iter().rev() {
-            events.push(requeued(&dispatch, "its worker was stopped to cancel another task"));
+            events.push(requeued(
+                &dispatch,
+                "its worker was stopped to cancel another task",
+            ));
             state.queue.push_front(dispatch);
         }
     } else if in_flight.len() == 1 {
@@ -554,7 +568,9 @@ fn feed_worker(shared: &Shared, index: usize, mut stdin: ChildStdin) {
                         .workers
                         .iter()
                         .enumerate()
-                        .filter(|(i, w)| *i != index && w.alive && !w.solo && w.in_flight.is_empty())
+                        .filter(|(i, w)| {
+                            *i != index && w.alive && !w.solo && w.in_flight.is_empty()
+                        })
                         .count();
                     let busy = !worker.in_flight.is_empty();
                     if room > 0 && !state.queue.is_empty() && !(busy && others_idle > 0) {

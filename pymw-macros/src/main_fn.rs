@@ -46,5 +46,4 @@ mod tests {
         .to_string();
         assert_eq!(out, "fn main () { :: pymw :: init () ; run () ; }");
     }
-
 }

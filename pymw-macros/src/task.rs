@@ -30,7 +30,11 @@ impl Errors {
         }
     }
 
-    pub(crate) fn spanned(&mut self, tokens: impl quote::ToTokens, message: impl std::fmt::Display) {
+    pub(crate) fn spanned(
+        &mut self,
+        tokens: impl quote::ToTokens,
+        message: impl std::fmt::Display,
+    ) {
         self.push(syn::Error::new_spanned(tokens, message));
     }
 
@@ -108,7 +112,10 @@ fn check_signature(function: &ItemFn, errors: &mut Errors) {
             "#[pymw::task] cannot be generic: a worker must know the concrete types; write one task per type",
         );
     } else if let Some(clause) = &sig.generics.where_clause {
-        errors.spanned(clause, "#[pymw::task] cannot have a `where` clause: remove it");
+        errors.spanned(
+            clause,
+            "#[pymw::task] cannot have a `where` clause: remove it",
+        );
     }
     if let Some(variadic) = &sig.variadic {
         errors.spanned(variadic, "#[pymw::task] cannot be variadic");
@@ -192,7 +199,9 @@ fn generate(args: &TaskArgs, function: &ItemFn) -> TokenStream {
             FnArg::Receiver(_) => None,
         })
         .collect();
-    let vars: Vec<_> = (0..types.len()).map(|i| format_ident!("__pymw_arg{}", i)).collect();
+    let vars: Vec<_> = (0..types.len())
+        .map(|i| format_ident!("__pymw_arg{}", i))
+        .collect();
     // One argument travels as itself, several as a tuple, none as `()`.
     let (args_type, args_pattern) = match types.as_slice() {
         [ty] => (quote!(#ty), quote!(#(#vars)*)),
@@ -214,9 +223,9 @@ fn generate(args: &TaskArgs, function: &ItemFn) -> TokenStream {
             quote!(#private::Plain(super::#ident(#(#vars),*))),
         )
     };
-    let argument_checks = types.iter().map(|ty| {
-        quote_spanned!(ty.span()=> #private::assert_argument::<#ty>();)
-    });
+    let argument_checks = types
+        .iter()
+        .map(|ty| quote_spanned!(ty.span()=> #private::assert_argument::<#ty>();));
     let value_span = match &function.sig.output {
         ReturnType::Type(_, ty) => ty.span(),
         ReturnType::Default => Span::call_site(),
@@ -285,7 +294,10 @@ mod tests {
     fn single_argument_travels_as_itself() {
         let out = expand_str("", "fn square(x: u64) -> u64 { x * x }").unwrap();
         assert!(out.contains("Task < u64 , u64 >"), "{out}");
-        assert!(out.contains("Plain (super :: square (__pymw_arg0))"), "{out}");
+        assert!(
+            out.contains("Plain (super :: square (__pymw_arg0))"),
+            "{out}"
+        );
     }
 
     #[test]
@@ -304,7 +316,10 @@ mod tests {
     #[test]
     fn default_name_is_the_module_path_inside_the_handle_module() {
         let out = expand_str("", "fn f() {}").unwrap();
-        assert!(out.contains("pub const NAME : & str = :: core :: module_path ! ()"), "{out}");
+        assert!(
+            out.contains("pub const NAME : & str = :: core :: module_path ! ()"),
+            "{out}"
+        );
         assert!(out.contains("mod f"), "{out}");
     }
 
@@ -318,19 +333,28 @@ mod tests {
     #[test]
     fn validate_option_names_the_function() {
         let out = expand_str("validate = close_enough", "fn f(a: u8) -> f64 { 0.0 }").unwrap();
-        assert!(out.contains("validate :: < f64 > (a , b , close_enough)"), "{out}");
+        assert!(
+            out.contains("validate :: < f64 > (a , b , close_enough)"),
+            "{out}"
+        );
         let out = expand_str("", "fn f(a: u8) -> f64 { 0.0 }").unwrap();
-        assert!(out.contains("validate : :: core :: option :: Option :: None"), "{out}");
+        assert!(
+            out.contains("validate : :: core :: option :: Option :: None"),
+            "{out}"
+        );
     }
 
     #[test]
     fn all_errors_are_reported_at_once() {
         let err = expand_str("bogus = 1", "async fn f<T>(x: &T) {}").unwrap_err();
         assert!(err.contains("unknown option"), "{err}");
-        let all = expand("bogus = 1".parse().unwrap(), "async fn f<T>(x: &T) {}".parse().unwrap())
-            .unwrap_err()
-            .into_iter()
-            .count();
+        let all = expand(
+            "bogus = 1".parse().unwrap(),
+            "async fn f<T>(x: &T) {}".parse().unwrap(),
+        )
+        .unwrap_err()
+        .into_iter()
+        .count();
         assert_eq!(all, 4);
     }
 }
