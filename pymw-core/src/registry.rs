@@ -23,8 +23,12 @@ pub struct TaskEntry {
     /// Decides whether two replicas' values (encoded) agree, with the
     /// function named by `#[pymw::task(validate = ...)]`; `None` compares
     /// the encoded bytes (right for deterministic tasks).
-    pub validate: Option<fn(a: &[u8], b: &[u8]) -> Result<bool, String>>,
+    pub validate: Option<ValidateFn>,
 }
+
+/// Decides whether two replicas' encoded values agree, or says why one is
+/// malformed.
+pub type ValidateFn = fn(a: &[u8], b: &[u8]) -> Result<bool, String>;
 
 impl TaskEntry {
     /// Whether two replicas of this task's value agree: the task's validator
