@@ -14,6 +14,9 @@ pub enum BackendKind {
     /// Jobs of an HTCondor pool, submitted from this machine.
     #[cfg(feature = "condor")]
     Condor,
+    /// Work units of a BOINC project, from its server or remotely.
+    #[cfg(feature = "boinc")]
+    Boinc,
 }
 
 /// Command-line options that pick and configure the backend. Flatten it into
@@ -51,6 +54,10 @@ pub struct Args {
     #[cfg(feature = "condor")]
     #[command(flatten)]
     pub condor: pymw_condor::CondorArgs,
+    /// Options of the BOINC backend.
+    #[cfg(feature = "boinc")]
+    #[command(flatten)]
+    pub boinc: pymw_boinc::BoincArgs,
 }
 
 impl Default for Args {
@@ -64,6 +71,8 @@ impl Default for Args {
             no_progress: false,
             #[cfg(feature = "condor")]
             condor: pymw_condor::CondorArgs::default(),
+            #[cfg(feature = "boinc")]
+            boinc: pymw_boinc::BoincArgs::default(),
         }
     }
 }
@@ -97,6 +106,8 @@ impl Args {
             BackendKind::Condor => Ok(Box::new(pymw_condor::CondorBackend::new(
                 self.condor.config(),
             ))),
+            #[cfg(feature = "boinc")]
+            BackendKind::Boinc => Ok(Box::new(pymw_boinc::BoincBackend::new(self.boinc.config()))),
         }
     }
 

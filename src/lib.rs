@@ -76,8 +76,20 @@ pub use pymw_macros::main;
 pub use pymw_core::{
     Backend, BackendError, Bytes, Error, Failure, Map, Master, MasterConfig, Resources,
     StatusCounts, Task, TaskError, TaskHandle, TaskId, TaskOptions, TaskSet, WorkerStats, blocking,
-    init,
 };
+
+/// Takes a worker role if the process was invoked as one (`BIN __pymw ...`),
+/// and exits when it is done; otherwise returns, and `main` goes on as the
+/// master. Call it first in `main`, or put [`macro@main`] on `main`.
+///
+/// Also checks that no two tasks share a name. With the `boinc` feature it
+/// adds the roles the BOINC client and daemons call.
+pub fn init() {
+    #[cfg(feature = "boinc")]
+    pymw_core::worker::init_with(&pymw_boinc::ROLES);
+    #[cfg(not(feature = "boinc"))]
+    pymw_core::worker::init();
+}
 
 /// The local backend: worker processes of this binary on this machine.
 #[cfg(feature = "local")]
@@ -94,6 +106,15 @@ pub mod local {
 pub mod condor {
     #[doc(inline)]
     pub use pymw_condor::{CondorArgs, CondorBackend, CondorConfig, ExtraExecutable};
+}
+
+/// The BOINC backend: tasks run as work units of a BOINC project; the same
+/// binary is the app, the validator and the assimilator.
+#[cfg(feature = "boinc")]
+#[cfg_attr(docsrs, doc(cfg(feature = "boinc")))]
+pub mod boinc {
+    #[doc(inline)]
+    pub use pymw_boinc::{BoincArgs, BoincBackend, BoincConfig, checkpoint};
 }
 
 /// Lower-level pieces for backends and tools: the wire format, the worker

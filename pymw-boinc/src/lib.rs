@@ -1,8 +1,23 @@
-//! The format layer of pymw's BOINC backend.
+//! The BOINC backend of pymw: the same binary is the master, the app the
+//! volunteers' BOINC clients run, and the project's validator and
+//! assimilator.
 //!
-//! Everything here is pure code or plain file-system code, written against
-//! formats recorded from a real BOINC 7.20.5 project server and Debian
-//! `boinc-client` 7.20.5 (the `shared/fixtures/boinc` recordings):
+//! - [`BoincBackend`] (options: [`BoincArgs`]) runs attempts as BOINC jobs,
+//!   either on the project's server ([`project`]: app version install,
+//!   templates, staging, `create_work --stdin` batches, a follower of what
+//!   the assimilator returns) or from anywhere through remote job
+//!   submission ([`client`], over HTTP or HTTPS).
+//! - The roles of the binary ([`ROLES`], which the `pymw` facade's `init`
+//!   passes to `pymw_core::worker::init_with`): `__pymw boinc-run` is what the BOINC client
+//!   starts ([`app`]); `boinc-validate-init` and `boinc-validate-compare`
+//!   check and compare replicas for `script_validator` ([`validate`]);
+//!   `boinc-assimilate` returns outputs and failures for
+//!   `script_assimilator` ([`assimilate`]).
+//! - [`checkpoint`]: checkpoints and progress for long tasks.
+//!
+//! The format layer below is pure code or plain file-system code, written
+//! against formats recorded from a real BOINC 7.20.5 project server and
+//! Debian `boinc-client` 7.20.5 (the `shared/fixtures/boinc` recordings):
 //!
 //! - [`slot`]: the worker side of the app protocol without the BOINC library:
 //!   logical file names in the slot directory, `init_data.xml`, and the
@@ -47,15 +62,67 @@
 //!   the local lab with fast settings (20 jobs: about 40 s); the client's 1 s
 //!   poll and about 2 s per HTTP transfer dominate, not the server.
 
+pub mod app;
 pub mod app_version;
+pub mod armor;
+pub mod assimilate;
+mod backend;
+pub mod checkpoint;
+pub mod client;
 pub mod create_work;
 pub mod daemons;
+pub mod db;
+mod events;
+pub mod project;
+pub mod project_config;
 pub mod remote;
+mod remote_engine;
 pub mod shmem;
 pub mod slot;
+pub mod spool;
 pub mod templates;
+pub mod validate;
 
 mod hex;
 mod xml;
 
+pub use backend::{
+    BoincArgs, BoincBackend, BoincConfig, BoincMode, parse_bytes, parse_duration, this_platform,
+};
 pub use daemons::{WuErrorMask, WuErrorReason};
+pub use remote_engine::RemoteSettings;
+
+use pymw_core::worker::RoleEntry;
+
+/// The roles BOINC adds to the binary: the app the client runs, the
+/// assimilator and validator scripts the daemons call, and the installer.
+/// The `pymw` facade's `init` passes them to `pymw_core::worker::init_with`:
+/// naming them there (rather than registering them through `inventory`) keeps
+/// the linker from leaving this crate's roles out of a binary.
+pub static ROLES: [RoleEntry; 5] = [
+    RoleEntry {
+        name: app::ROLE,
+        about: "run a task as a BOINC app (the BOINC client starts this)",
+        run: app::run_role,
+    },
+    RoleEntry {
+        name: "boinc-assimilate",
+        about: "return a finished BOINC job to its master (script_assimilator)",
+        run: assimilate::role,
+    },
+    RoleEntry {
+        name: "boinc-validate-init",
+        about: "check one BOINC result (script_validator --init_script)",
+        run: validate::init_role,
+    },
+    RoleEntry {
+        name: "boinc-validate-compare",
+        about: "compare two BOINC results (script_validator --compare_script)",
+        run: validate::compare_role,
+    },
+    RoleEntry {
+        name: project::INSTALL_ROLE,
+        about: "install this binary as a BOINC app on the project server (--boinc-project DIR)",
+        run: project::install_role,
+    },
+];

@@ -1,6 +1,11 @@
-//! HTCondor backend of pymw: the engine-format layer.
+//! HTCondor backend of pymw.
 //!
-//! This crate holds the pure code that speaks HTCondor's formats, with no
+//! [`CondorBackend`] runs a master's tasks as HTCondor jobs: one cluster per
+//! batch, the binary itself as the executable, progress read from the run's
+//! job event log (see [`backend`]). [`CondorArgs`] are its command-line
+//! options, flattened into `pymw::Args`.
+//!
+//! Below it lies the pure code that speaks HTCondor's formats, with no
 //! process spawning:
 //!
 //! - [`eventlog`] reads job event logs (the `log =` file), in the classic text
@@ -15,10 +20,14 @@
 //! Every format detail these modules rely on was measured on HTCondor 23.9.6;
 //! the recordings live in the shared fixtures and the tests run against them.
 
+pub mod backend;
 pub mod eventlog;
 pub mod query;
 pub mod submit;
 pub mod submit_output;
+mod tracker;
+
+pub use backend::{CondorArgs, CondorBackend, CondorConfig, ExtraExecutable};
 
 /// Name of the job ClassAd attribute that carries the pymw task id.
 ///

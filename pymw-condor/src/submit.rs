@@ -33,7 +33,21 @@ use crate::eventlog::EventLogFormat;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SubmitDescription {
     /// Absolute path of the binary to run (transferred with each job).
+    ///
+    /// With [`SubmitDescription::executable_per_platform`], the path of the
+    /// binaries without their platform suffix.
     pub executable: PathBuf,
+    /// Run a binary built for the execute machine: the executable becomes
+    /// `EXECUTABLE.$$(OpSys).$$(Arch)`, which HTCondor expands from the
+    /// machine's ad when the job is matched, so one cluster runs on every
+    /// platform that has a binary (HTCondor's "heterogeneous submit"). Pair it
+    /// with [`SubmitDescription::requirements`] that admit exactly those
+    /// platforms. Default `false`.
+    pub executable_per_platform: bool,
+    /// Transfer the executable with each job (`transfer_executable`). Turn
+    /// it off only when every execute machine sees it at the same path (a
+    /// shared file system). Default `true`.
+    pub transfer_executable: bool,
     /// Absolute path of the job event log all jobs of the cluster append to.
     pub event_log: PathBuf,
     /// Format of that log. The default is [`EventLogFormat::Text`]; see
@@ -48,8 +62,21 @@ pub struct SubmitDescription {
     ///
     /// The worker must create it even when the task fails: a missing output
     /// file puts the job on hold (code 12) instead of letting it terminate,
-    /// and the slot stays busy until the job lease expires.
+    /// and the slot stays busy until the job lease expires. See
+    /// [`SubmitDescription::output_placeholder`] for workers that crash.
     pub output_file: String,
+    /// Absolute path of an empty file named like [`output_file`](Self::output_file),
+    /// transferred *in* with every job: a worker that dies before it writes
+    /// its output (a signal, `process::exit`) then leaves the empty file in
+    /// the sandbox, so the job terminates with its exit code or signal (event
+    /// 005) instead of going on hold, and an empty output means "no output".
+    ///
+    /// It is one shared file, not a file in each task directory: a file that
+    /// already exists there, owned by another user than the job's (a master
+    /// running as root), makes the shadow's `chmod` fail, and the job then
+    /// loops on disconnect and reconnect until its lease runs out. Default
+    /// `None`.
+    pub output_placeholder: Option<PathBuf>,
     /// Name of the file the job's stdout goes to, in the task directory.
     pub stdout_file: String,
     /// Name of the file the job's stderr goes to, in the task directory.
@@ -200,11 +227,14 @@ impl SubmitDescription {
     ) -> Self {
         Self {
             executable: executable.into(),
+            executable_per_platform: false,
+            transfer_executable: true,
             event_log: event_log.into(),
             event_log_format: EventLogFormat::Text,
             batch_name: batch_name.into(),
             input_file: "input.bin".to_owned(),
             output_file: "output.bin".to_owned(),
+            output_placeholder: None,
             stdout_file: "stdout.txt".to_owned(),
             stderr_file: "stderr.txt".to_owned(),
             shared_input_files: Vec::new(),
@@ -231,6 +261,17 @@ impl SubmitDescription {
         let stdout = file_name("stdout_file", &self.stdout_file)?;
         let stderr = file_name("stderr_file", &self.stderr_file)?;
         let mut inputs = vec![input.to_owned()];
+        if let Some(placeholder) = &self.output_placeholder {
+            let path = absolute_path("output_placeholder", placeholder)?;
+            if placeholder.file_name().and_then(|n| n.to_str()) != Some(output) {
+                return Err(invalid(
+                    "output_placeholder",
+                    path,
+                    "must be a file named like output_file (it arrives under its own name)",
+                ));
+            }
+            inputs.push(path.to_owned());
+        }
         for path in &self.shared_input_files {
             inputs.push(absolute_path("shared_input_files", path)?.to_owned());
         }
@@ -255,10 +296,23 @@ impl SubmitDescription {
             "--output",
             output,
         ]);
+        let executable = if self.executable_per_platform {
+            format!("{executable}.$$(OpSys).$$(Arch)")
+        } else {
+            executable.to_owned()
+        };
         let mut commands: Vec<(&str, String)> = vec![
             ("universe", "vanilla".to_owned()),
-            ("executable", executable.to_owned()),
-            ("transfer_executable", "True".to_owned()),
+            ("executable", executable),
+            (
+                "transfer_executable",
+                if self.transfer_executable {
+                    "True"
+                } else {
+                    "False"
+                }
+                .to_owned(),
+            ),
             ("arguments", arguments),
             ("initialdir", "$(task_dir)".to_owned()),
             ("should_transfer_files", "YES".to_owned()),
@@ -355,6 +409,12 @@ fn invalid(field: &str, value: &str, reason: &'static str) -> SubmitError {
 /// Characters that would split, quote, expand or comment item data and
 /// file lists in the submit language.
 const SPECIAL: &[char] = &[',', '"', '\'', '\\', '$', '#', '(', ')'];
+
+/// Checks a value that will be written as item data or a bare word (a task
+/// name, a run name): the same rules as [`SubmitTask`]'s fields.
+pub(crate) fn check_item(field: &str, value: &str) -> Result<(), SubmitError> {
+    token(field, value).map(drop)
+}
 
 /// A value used as item data, in a file list or as a bare word: no
 /// whitespace, no control characters, no separators or quotes.
@@ -521,6 +581,9 @@ queue task_id,task_name,task_dir from (
         d.tasks.truncate(1);
         d.event_log_format = EventLogFormat::Json;
         d.request_cpus = Some(2);
+        d.executable_per_platform = true;
+        d.transfer_executable = false;
+        d.output_placeholder = Some("/srv/run/empty/output.bin".into());
         d.request_memory_mib = Some(64);
         d.request_disk_mib = Some(10);
         d.requirements = Some(r#"(OpSys == "LINUX") && (Arch == "X86_64")"#.into());
@@ -532,13 +595,13 @@ queue task_id,task_name,task_dir from (
         ];
         let expected = r#"# pymw: cluster "pymw-run1-b0" of 1 task(s). Generated; do not edit.
 universe                = vanilla
-executable              = /srv/run/bin/sim
-transfer_executable     = True
+executable              = /srv/run/bin/sim.$$(OpSys).$$(Arch)
+transfer_executable     = False
 arguments               = "__pymw worker --task $(task_name) --input input.bin --output output.bin"
 initialdir              = $(task_dir)
 should_transfer_files   = YES
 when_to_transfer_output = ON_EXIT
-transfer_input_files    = input.bin, /srv/run/common.dat
+transfer_input_files    = input.bin, /srv/run/empty/output.bin, /srv/run/common.dat
 transfer_output_files   = output.bin
 output                  = stdout.txt
 error                   = stderr.txt
@@ -636,6 +699,11 @@ queue task_id,task_name,task_dir from (
         let mut d = description();
         d.output_file = "out/put.bin".into();
         assert!(err(&d).contains("plain file name"));
+        let mut d = description();
+        d.output_placeholder = Some("/srv/run/empty/other.bin".into());
+        assert!(err(&d).contains("named like output_file"));
+        d.output_placeholder = Some("empty/output.bin".into());
+        assert!(err(&d).contains("must be an absolute path"));
         let mut d = description();
         d.batch_name = "run 1".into();
         assert!(err(&d).starts_with("invalid batch_name"));

@@ -7,8 +7,8 @@
 //! BIN __pymw list                                         every task with its fingerprint
 //! ```
 //!
-//! Backends may add roles of their own (BOINC's validator and assimilator)
-//! by submitting a [`RoleEntry`].
+//! Backends add roles of their own (BOINC's app, validator and assimilator)
+//! through [`init_with`], which the `pymw` facade's `init` calls.
 //!
 //! Exit codes of `worker` (see [`WorkerExit`]): 0 the task returned and its
 //! value is in OUT; 1 the task failed (error or panic) and the failure is in
@@ -36,6 +36,7 @@ pub fn is_initialized() -> bool {
 }
 
 /// An extra role a backend adds to the binary (`BIN __pymw NAME ...`).
+#[derive(Debug)]
 pub struct RoleEntry {
     /// The role's name, the word after `__pymw`.
     pub name: &'static str,
@@ -45,7 +46,19 @@ pub struct RoleEntry {
     pub run: fn(args: Vec<String>) -> i32,
 }
 
-inventory::collect!(RoleEntry);
+static EXTRA_ROLES: std::sync::OnceLock<&'static [RoleEntry]> = std::sync::OnceLock::new();
+
+fn extra_roles() -> &'static [RoleEntry] {
+    EXTRA_ROLES.get().copied().unwrap_or(&[])
+}
+
+/// [`init`], with roles that backends add to the binary. The roles are
+/// named here, rather than registered from their crates, so that the linker
+/// cannot leave them out.
+pub fn init_with(roles: &'static [RoleEntry]) {
+    let _ = EXTRA_ROLES.set(roles);
+    init();
+}
 
 /// Exit codes of the `worker` role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,10 +141,7 @@ pub fn run_role(args: Vec<String>) -> i32 {
             println!("{}", role_help());
             0
         }
-        other => match inventory::iter::<RoleEntry>
-            .into_iter()
-            .find(|r| r.name == other)
-        {
+        other => match extra_roles().iter().find(|r| r.name == other) {
             Some(entry) => (entry.run)(rest.to_vec()),
             None => {
                 eprintln!(
@@ -146,7 +156,7 @@ pub fn run_role(args: Vec<String>) -> i32 {
 
 fn role_names() -> Vec<&'static str> {
     let mut names = vec!["worker", "serve", "list", "help"];
-    names.extend(inventory::iter::<RoleEntry>.into_iter().map(|r| r.name));
+    names.extend(extra_roles().iter().map(|r| r.name));
     names
 }
 
@@ -157,7 +167,7 @@ fn role_help() -> String {
          serve                                        run tasks from stdin (used by the local backend)\n  \
          list                                         print every task and its fingerprint\n"
     );
-    for role in inventory::iter::<RoleEntry> {
+    for role in extra_roles() {
         help.push_str(&format!("  {:<45}{}\n", role.name, role.about));
     }
     help

@@ -107,3 +107,48 @@ pub fn copy_files(src: &Path, dst: &Path) {
         }
     }
 }
+
+/// Runs the cases of a test binary without the libtest harness (such a
+/// binary can also be started in a pymw role): each case whose name
+/// contains one of the command-line filters (all when none), one after the
+/// other; exits 101 if any failed.
+pub fn run_cases(cases: &[(&str, fn())]) {
+    use std::io::Write as _;
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let mut failed = Vec::new();
+    let mut passed = 0;
+    for (name, case) in cases {
+        if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
+            continue;
+        }
+        print!("test {name} ... ");
+        let _ = std::io::stdout().flush();
+        let started = std::time::Instant::now();
+        match std::panic::catch_unwind(case) {
+            Ok(()) => {
+                passed += 1;
+                println!("ok ({:.1} s)", started.elapsed().as_secs_f64());
+            }
+            Err(_) => {
+                println!("FAILED");
+                failed.push(*name);
+            }
+        }
+    }
+    println!(
+        "\ntest result: {}. {passed} passed; {} failed{}",
+        if failed.is_empty() { "ok" } else { "FAILED" },
+        failed.len(),
+        if failed.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", failed.join(", "))
+        }
+    );
+    if !failed.is_empty() {
+        std::process::exit(101);
+    }
+}

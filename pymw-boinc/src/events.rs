@@ -1,0 +1,188 @@
+//! Turning what comes back from BOINC into the master's events.
+
+use pymw_core::backend::{AttemptKey, Event};
+use pymw_core::registry::TaskEntry;
+use pymw_core::wire::{self, Failure, Outcome, WorkerStats};
+
+use crate::WuErrorMask;
+use crate::daemons::WuErrorReason;
+use crate::remote::parse_stderr_out;
+use crate::spool::FailureRecord;
+
+/// Most of one result's stderr kept in an event.
+const STDERR_PER_RESULT: usize = 8 * 1024;
+/// Most stderr kept in an event in all.
+const STDERR_TOTAL: usize = 32 * 1024;
+
+/// The event for an output envelope of attempt `key` of `task`: `Finished`
+/// with its value or failure, or `Lost` when it is malformed or of another
+/// task or build. Decoding is bounded by the process's message limit.
+pub(crate) fn output_event(key: AttemptKey, task: &'static TaskEntry, bytes: &[u8]) -> Event {
+    let body = match wire::decode_output(bytes) {
+        Ok(body) => body,
+        Err(e) => {
+            return Event::Lost {
+                key,
+                cause: format!("the output returned by BOINC is not a valid pymw output: {e}"),
+                stderr_tail: String::new(),
+            };
+        }
+    };
+    if body.task != task.name || body.fingerprint != (task.fingerprint)() {
+        return Event::Lost {
+            key,
+            cause: format!(
+                "the output returned by BOINC is of task `{}` (fingerprint {:016x}), not `{}` ({:016x})",
+                body.task.escape_debug(),
+                body.fingerprint,
+                task.name,
+                (task.fingerprint)()
+            ),
+            stderr_tail: String::new(),
+        };
+    }
+    let outcome = match body.outcome {
+        Outcome::Ok(value) => Ok(value.to_vec()),
+        Outcome::Failed(failure) => Err(failure),
+    };
+    Event::Finished {
+        key,
+        outcome,
+        stats: body.stats,
+        stderr_tail: String::new(),
+    }
+}
+
+/// The stderr of a `stderr_out`: the app's own text when the client's
+/// wrapper is there, else the whole text.
+fn app_stderr(stderr_out: &str) -> String {
+    parse_stderr_out(stderr_out)
+        .stderr_txt
+        .unwrap_or_else(|| stderr_out.to_owned())
+}
+
+fn tail(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut start = s.len() - max;
+    while !s.is_char_boundary(start) {
+        start += 1;
+    }
+    &s[start..]
+}
+
+/// The event for a failed work unit: `Finished` with the task's failure
+/// when every result that reported one agrees on it (a task that returned
+/// `Err` or panicked fails the same way everywhere; running it again would
+/// not help), else `Lost` with the error mask, what became of each result
+/// and their stderr.
+pub(crate) fn failure_event(key: AttemptKey, record: &FailureRecord) -> Event {
+    let mask = WuErrorMask(record.error_mask);
+    let wu = record.wu_name.as_deref().unwrap_or("?");
+    let mut cause = if mask.is_empty() {
+        format!("BOINC work unit {wu} ({}) returned no output", record.wu_id)
+    } else {
+        format!(
+            "BOINC work unit {wu} ({}) failed: error_mask {mask}",
+            record.wu_id
+        )
+    };
+    if mask.contains(WuErrorReason::TooManySuccessResults)
+        || mask.contains(WuErrorReason::NoCanonicalResult)
+    {
+        cause.push_str(
+            " (results were returned but did not agree or were rejected by the validator)",
+        );
+    }
+    if let Some(note) = &record.note {
+        cause.push_str("; ");
+        cause.push_str(note);
+    }
+    for r in &record.results {
+        cause.push_str("; ");
+        cause.push_str(&r.describe());
+    }
+    let mut stderr_tail = String::new();
+    let mut failures: Vec<Failure> = Vec::new();
+    for r in &record.results {
+        if r.stderr_out.is_empty() {
+            continue;
+        }
+        let text = app_stderr(&r.stderr_out);
+        if r.outcome == 3
+            && let Some(f) = crate::app::parse_failure_line(&text)
+        {
+            failures.push(f);
+        }
+        if stderr_tail.len() < STDERR_TOTAL {
+            stderr_tail.push_str(&format!("--- stderr of {} ---\n", r.name));
+            stderr_tail.push_str(tail(&text, STDERR_PER_RESULT));
+            if !stderr_tail.ends_with('\n') {
+                stderr_tail.push('\n');
+            }
+        }
+    }
+    let agreed = failures.first().filter(|f| {
+        matches!(f, Failure::TaskError { .. } | Failure::Panic { .. })
+            && failures.iter().all(|g| g == *f)
+    });
+    if let Some(failure) = agreed {
+        return Event::Finished {
+            key,
+            outcome: Err(failure.clone()),
+            stats: WorkerStats::default(),
+            stderr_tail,
+        };
+    }
+    Event::Lost {
+        key,
+        cause,
+        stderr_tail,
+    }
+}
+
+/// The stderr of a failed remote job (from `query_completed_job`, when the
+/// server can answer it), with the same failure decoding as
+/// [`failure_event`].
+pub(crate) fn remote_failure_event(
+    key: AttemptKey,
+    job: &str,
+    errors: &[String],
+    exit_statuses: &[i64],
+    stderr_out: Option<&str>,
+) -> Event {
+    let mut cause = format!("BOINC job {job} failed");
+    if !errors.is_empty() {
+        cause.push_str(": ");
+        cause.push_str(&errors.join(", "));
+    }
+    if !exit_statuses.is_empty() {
+        let statuses: Vec<String> = exit_statuses.iter().map(i64::to_string).collect();
+        cause.push_str(&format!(
+            "; exit status of each failed result: {}",
+            statuses.join(", ")
+        ));
+    }
+    let stderr_tail = match stderr_out {
+        Some(s) => tail(&app_stderr(s), STDERR_TOTAL).to_owned(),
+        None => "(the server did not return the failed results' stderr: BOINC 7.20.5's \
+                 query_completed_job fails for jobs without a canonical result)"
+            .to_owned(),
+    };
+    if let Some(failure @ (Failure::TaskError { .. } | Failure::Panic { .. })) =
+        crate::app::parse_failure_line(&stderr_tail)
+    {
+        return Event::Finished {
+            key,
+            outcome: Err(failure),
+            stats: WorkerStats::default(),
+            stderr_tail,
+        };
+    }
+    Event::Lost {
+        key,
+        cause,
+        stderr_tail,
+    }
+}

@@ -1,0 +1,871 @@
+//! Project-host mode: the master runs on the BOINC server, in the project
+//! directory's file system, as the project's user.
+//!
+//! At start:
+//! 1. this binary is installed as an app version of the app: copied to
+//!    `apps/APP/VERSION/x86_64-pc-linux-gnu/APP_VERSION_HASH_PLATFORM`
+//!    (content-hashed name, next major version when the content is new), and
+//!    `bin/update_versions` is run with `y` answers; then `reread_db` is
+//!    touched so the feeder reloads versions ([`crate::app_version`]);
+//! 2. the shim scripts that run this binary as the app's assimilator and
+//!    validator are written to `bin/` ([`crate::daemons::PymwDaemons`]), and
+//!    `config.xml` is checked for the matching `<daemon>` entries (their
+//!    exact text is in the error when they are missing);
+//! 3. the result template is written, and the run directory
+//!    `pymw_runs/<run>/` is created.
+//!
+//! Each submitted batch: every attempt's input envelope is staged at its
+//! place in the download hierarchy with its `.md5` companion, as
+//! `bin/stage_file --copy` does ([`ProjectConfig::download_path`]); the
+//! attempts are grouped by their work unit parameters (one input template
+//! per set of parameters, since template values override `create_work`
+//! options), and each group becomes one `bin/create_work --stdin` run.
+//!
+//! A follower thread watches the run directory, where the assimilator role
+//! ([`crate::assimilate`]) puts each finished work unit's output or failure
+//! record, and turns them into events. Cancelling sets the work units'
+//! `error_mask` in the database ([`crate::db`]).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::{Read as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, mpsc};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use pymw_core::backend::{AttemptKey, Dispatch, Event, EventSink};
+use pymw_core::registry::TaskEntry;
+use pymw_core::wire::{self, InputBody};
+
+use crate::app_version::{self, UpdateVersionsReport, VersionOutcome, VersionPlan};
+use crate::create_work::{self, CreateWorkCommand, JobLine};
+use crate::daemons::{PymwDaemons, Role};
+use crate::db::Db;
+use crate::project_config::ProjectConfig;
+use crate::spool;
+use crate::templates::{InputFile, InputTemplate, OutputFile, OutputTemplate, WorkunitParams};
+
+/// Most jobs given to one `create_work --stdin` run.
+const MAX_JOBS_PER_CREATE_WORK: usize = 1000;
+/// `y` answers fed to `update_versions` (two questions per new version).
+const UPDATE_VERSIONS_ANSWERS: usize = 200;
+
+/// Settings of project-host mode.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ProjectSettings {
+    /// The project directory.
+    pub project_dir: PathBuf,
+    /// The app's short name.
+    pub app: String,
+    /// The platform of the installed app version.
+    pub platform: String,
+    /// The `mysql` client program.
+    pub mysql: PathBuf,
+    /// How often the run directory is looked at.
+    pub poll: Duration,
+    /// Install this binary as an app version at start.
+    pub install: bool,
+    /// Check `config.xml` for the assimilator and validator entries.
+    pub check_daemons: bool,
+    /// Leave work units running (not cancelled) when the master ends.
+    pub leave_running: bool,
+    /// Keep the run directory and the files the assimilator put there.
+    pub keep_files: bool,
+    /// Largest output a result may upload, in bytes.
+    pub max_output_bytes: u64,
+}
+
+/// What [`install`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Installed {
+    /// The app version holding this binary.
+    pub version: app_version::VersionNumber,
+    /// The installed file (the daemons' shim scripts run it).
+    pub binary: PathBuf,
+    /// Whether the version was new (and `update_versions` ran).
+    pub new: bool,
+}
+
+/// Installs `exe` as an app version (see the module docs).
+pub fn install(settings: &ProjectSettings, exe: &Path) -> Result<Installed, String> {
+    let project = &settings.project_dir;
+    let bytes = std::fs::read(exe).map_err(|e| format!("cannot read {}: {e}", exe.display()))?;
+    let hash = app_version::content_hash(&bytes);
+    drop(bytes);
+    let plan = app_version::plan_version(
+        project,
+        &settings.app,
+        &settings.platform,
+        &settings.app,
+        &hash,
+    )
+    .map_err(|e| e.to_string())?;
+    let version = match plan {
+        VersionPlan::Existing(v) | VersionPlan::New(v) => v,
+    };
+    let physical = app_version::physical_name(&settings.app, version, &hash, &settings.platform);
+    let dir = app_version::version_dir(project, &settings.app, version, &settings.platform);
+    let marker = spool::spool_dir(project).join(format!(".registered_{physical}"));
+    let new = matches!(plan, VersionPlan::New(_)) || !marker.exists();
+    let binary = if matches!(plan, VersionPlan::New(_)) {
+        app_version::install_file(&dir, exe, &physical, true).map_err(|e| e.to_string())?
+    } else {
+        dir.join(&physical)
+    };
+    if new {
+        let output = run_update_versions(project)?;
+        let report = UpdateVersionsReport::parse(&output);
+        let version_text = version.to_string();
+        match report.outcome(&settings.app, &version_text, &settings.platform) {
+            Some(VersionOutcome::Added { id }) => {
+                tracing::info!(app = %settings.app, version = %version_text, id, "app version added");
+            }
+            Some(VersionOutcome::AlreadyExists) => {}
+            other => {
+                return Err(format!(
+                    "bin/update_versions did not add {} {version_text} {} ({}); its output:\n{}",
+                    settings.app,
+                    settings.platform,
+                    match other {
+                        Some(VersionOutcome::Unknown(_)) => "no success line",
+                        _ =>
+                            "the version directory is not in its output: is the app in project.xml and added with bin/xadd?",
+                    },
+                    crate::xml::excerpt(&output, 4000)
+                ));
+            }
+        }
+        std::fs::create_dir_all(spool::spool_dir(project))
+            .and_then(|()| std::fs::write(&marker, b""))
+            .map_err(|e| format!("{}: {e}", marker.display()))?;
+        let reread = project.join(app_version::REREAD_DB_FILE);
+        std::fs::write(&reread, b"").map_err(|e| format!("{}: {e}", reread.display()))?;
+    }
+    Ok(Installed {
+        version,
+        binary,
+        new,
+    })
+}
+
+/// Runs `bin/update_versions` fed `y` answers; returns its stdout and
+/// stderr, interleaved as written.
+fn run_update_versions(project: &Path) -> Result<String, String> {
+    let program = project.join("bin/update_versions");
+    let fail = |e: std::io::Error| format!("cannot run {}: {e}", program.display());
+    let (mut reader, writer) = std::io::pipe().map_err(fail)?;
+    let mut child = {
+        let mut cmd = Command::new(&program);
+        cmd.current_dir(project)
+            .stdin(Stdio::piped())
+            .stdout(writer.try_clone().map_err(fail)?)
+            .stderr(writer);
+        cmd.spawn().map_err(fail)?
+        // `cmd` (and its copies of the pipe's writing end) is dropped here.
+    };
+    let stdin = child.stdin.take();
+    let answers = std::thread::spawn(move || {
+        if let Some(mut stdin) = stdin {
+            for _ in 0..UPDATE_VERSIONS_ANSWERS {
+                if stdin.write_all(b"y\n").is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    let mut output = Vec::new();
+    let read = reader.read_to_end(&mut output);
+    let status = child.wait().map_err(fail)?;
+    let _ = answers.join();
+    read.map_err(fail)?;
+    let output = String::from_utf8_lossy(&output).into_owned();
+    if !status.success() {
+        return Err(format!(
+            "{} failed ({status}):\n{}",
+            program.display(),
+            crate::xml::excerpt(&output, 4000)
+        ));
+    }
+    Ok(output)
+}
+
+/// Writes `content` to `path` unless it already holds exactly that.
+fn write_if_changed(path: &Path, content: &str) -> Result<(), String> {
+    if std::fs::read(path).is_ok_and(|old| old == content.as_bytes()) {
+        return Ok(());
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let partial = path.with_extension("pymw-partial");
+    std::fs::write(&partial, content)
+        .and_then(|()| std::fs::rename(&partial, path))
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The result template of this mode: one output, `out`, through a soft link.
+pub fn output_template(max_output_bytes: u64) -> OutputTemplate {
+    OutputTemplate {
+        files: vec![OutputFile {
+            max_nbytes: max_output_bytes,
+            ..OutputFile::new("out")
+        }],
+    }
+}
+
+/// The input template for these parameters: one input, `in`.
+pub fn input_template(params: &WorkunitParams) -> InputTemplate {
+    InputTemplate {
+        files: vec![InputFile::new("in")],
+        workunit: params.clone(),
+    }
+}
+
+/// `templates/pymw_<app>_<kind>_<hash of the content>`, relative to the project.
+fn template_name(app: &str, kind: &str, content: &str) -> String {
+    format!(
+        "templates/pymw_{app}_{kind}_{}",
+        app_version::content_hash(content.as_bytes())
+    )
+}
+
+#[derive(Debug)]
+struct Pending {
+    key: AttemptKey,
+    task: &'static TaskEntry,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Work units created (or being created), by name.
+    pending: HashMap<String, Pending>,
+    /// Work units cancelled by the master; their files are dropped.
+    cancelled: HashSet<String>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    events: EventSink,
+    run: String,
+    run_dir: PathBuf,
+    config: ProjectConfig,
+    settings: ProjectSettings,
+    defaults: WorkunitParams,
+    result_template: String,
+    db: Option<Db>,
+    state: Mutex<State>,
+    stop: AtomicBool,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The project-host engine.
+#[derive(Debug)]
+pub(crate) struct ProjectEngine {
+    shared: Arc<Shared>,
+    submit_tx: Option<mpsc::Sender<Vec<Dispatch>>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl ProjectEngine {
+    /// Installs, checks and starts (see the module docs).
+    pub(crate) fn start(
+        settings: ProjectSettings,
+        defaults: WorkunitParams,
+        events: EventSink,
+    ) -> Result<Self, String> {
+        let project = std::path::absolute(&settings.project_dir)
+            .map_err(|e| format!("{}: {e}", settings.project_dir.display()))?;
+        let settings = ProjectSettings {
+            project_dir: project.clone(),
+            ..settings
+        };
+        let config = ProjectConfig::load(&project)
+            .map_err(|e| format!("{e} (--boinc-project must name a BOINC project directory)"))?;
+        let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
+        let binary = if settings.install {
+            let installed = install(&settings, &exe)?;
+            tracing::info!(version = %installed.version, binary = %installed.binary.display(), "app version");
+            installed.binary
+        } else {
+            exe
+        };
+        let daemons = PymwDaemons::new(settings.app.clone(), binary);
+        daemons.install_shims(&project).map_err(|e| e.to_string())?;
+        if settings.check_daemons {
+            check_daemons(&config, &daemons)?;
+        }
+        let template = output_template(settings.max_output_bytes).render();
+        let result_template = template_name(&settings.app, "out", &template);
+        write_if_changed(&project.join(&result_template), &template)?;
+        let run = spool::new_run_id();
+        let run_dir = spool::spool_dir(&project).join(&run);
+        std::fs::create_dir_all(&run_dir).map_err(|e| format!("{}: {e}", run_dir.display()))?;
+        let db = match Db::new(&config, &settings.mysql) {
+            Ok(db) => Some(db),
+            Err(e) => {
+                tracing::warn!(
+                    "no database access ({e}): cancelled work units will run to the end"
+                );
+                None
+            }
+        };
+        let shared = Arc::new(Shared {
+            events,
+            run,
+            run_dir,
+            config,
+            settings,
+            defaults,
+            result_template,
+            db,
+            state: Mutex::new(State::default()),
+            stop: AtomicBool::new(false),
+        });
+        let (submit_tx, submit_rx) = mpsc::channel::<Vec<Dispatch>>();
+        let mut threads = Vec::new();
+        let s = shared.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name("pymw-boinc-submit".into())
+                .spawn(move || {
+                    while let Ok(batch) = submit_rx.recv() {
+                        submit_batch(&s, batch);
+                    }
+                })
+                .map_err(|e| format!("cannot start a thread: {e}"))?,
+        );
+        let s = shared.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name("pymw-boinc-follow".into())
+                .spawn(move || follow(&s))
+                .map_err(|e| format!("cannot start a thread: {e}"))?,
+        );
+        tracing::info!(run = %shared.run, dir = %shared.run_dir.display(), "BOINC project-host run started");
+        Ok(ProjectEngine {
+            shared,
+            submit_tx: Some(submit_tx),
+            threads,
+        })
+    }
+
+    /// The run directory.
+    pub(crate) fn run_dir(&self) -> &Path {
+        &self.shared.run_dir
+    }
+
+    pub(crate) fn submit(&mut self, batch: Vec<Dispatch>) -> Result<(), String> {
+        match &self.submit_tx {
+            Some(tx) => tx
+                .send(batch)
+                .map_err(|_| "the submit thread stopped".to_owned()),
+            None => Err("the backend was shut down".to_owned()),
+        }
+    }
+
+    pub(crate) fn cancel(&mut self, keys: &[AttemptKey]) {
+        let mut names = Vec::new();
+        {
+            let mut state = self.shared.lock();
+            for &key in keys {
+                let wu = spool::wu_name(&self.shared.run, key);
+                if state.pending.remove(&wu).is_some() {
+                    names.push(wu.clone());
+                }
+                state.cancelled.insert(wu);
+            }
+        }
+        if names.is_empty() {
+            return;
+        }
+        if let Some(db) = self.shared.db.clone() {
+            std::thread::spawn(move || {
+                if let Err(e) = db.cancel(&names) {
+                    tracing::warn!("cannot cancel {} BOINC work units: {e}", names.len());
+                }
+            });
+        }
+    }
+
+    pub(crate) fn shutdown(&mut self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        self.submit_tx = None;
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        let pending: Vec<String> = self
+            .shared
+            .lock()
+            .pending
+            .drain()
+            .map(|(wu, _)| wu)
+            .collect();
+        let settings = &self.shared.settings;
+        if !settings.leave_running
+            && !pending.is_empty()
+            && let Some(db) = &self.shared.db
+            && let Err(e) = db.cancel(&pending)
+        {
+            tracing::warn!(
+                "cannot cancel {} unfinished BOINC work units: {e}",
+                pending.len()
+            );
+        }
+        if !settings.keep_files && !settings.leave_running {
+            let _ = std::fs::remove_dir_all(&self.shared.run_dir);
+        }
+    }
+}
+
+/// The role's name after `__pymw`.
+pub const INSTALL_ROLE: &str = "boinc-install";
+
+/// The `boinc-install` role, for a project administrator:
+/// `BIN __pymw boinc-install --boinc-project DIR [--boinc-app NAME]
+/// [work unit options of the BOINC backend]`. It installs this binary as an
+/// app version (as a project-host master does at start), writes the
+/// daemons' shim scripts, writes the app's default templates
+/// `templates/APP_in` and `templates/APP_out` when they do not exist (they
+/// are what remote submissions and `create_work --appname APP` use), and
+/// prints the `config.xml` daemon entries, saying whether they are there.
+pub fn install_role(args: Vec<String>) -> i32 {
+    use clap::Parser as _;
+    /// Installs this binary as a BOINC app (see the `boinc-install` role).
+    #[derive(clap::Parser)]
+    #[command(name = "BIN __pymw boinc-install")]
+    struct Cli {
+        #[command(flatten)]
+        boinc: crate::BoincArgs,
+    }
+    let cli = match Cli::try_parse_from(std::iter::once(INSTALL_ROLE.to_owned()).chain(args)) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    let config = cli.boinc.config();
+    let crate::BoincMode::ProjectHost { dir } = &config.mode else {
+        eprintln!("pymw {INSTALL_ROLE}: give the project directory with --boinc-project DIR");
+        return 2;
+    };
+    match install_app(&config.project_settings(dir), &config.workunit) {
+        Ok(report) => {
+            println!("{report}");
+            0
+        }
+        Err(e) => {
+            eprintln!("pymw {INSTALL_ROLE}: {e}");
+            1
+        }
+    }
+}
+
+/// What the `boinc-install` role does; returns its report.
+pub fn install_app(
+    settings: &ProjectSettings,
+    workunit: &WorkunitParams,
+) -> Result<String, String> {
+    let project = std::path::absolute(&settings.project_dir)
+        .map_err(|e| format!("{}: {e}", settings.project_dir.display()))?;
+    let settings = ProjectSettings {
+        project_dir: project.clone(),
+        ..settings.clone()
+    };
+    let config = ProjectConfig::load(&project).map_err(|e| e.to_string())?;
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
+    let installed = install(&settings, &exe)?;
+    let mut report = format!(
+        "app `{}` version {} for {}: {} ({})
+",
+        settings.app,
+        installed.version,
+        settings.platform,
+        installed.binary.display(),
+        if installed.new {
+            "added"
+        } else {
+            "already installed"
+        }
+    );
+    let daemons = PymwDaemons::new(settings.app.clone(), installed.binary.clone());
+    for path in daemons.install_shims(&project).map_err(|e| e.to_string())? {
+        report.push_str(&format!("shim script: {}\n", path.display()));
+    }
+    let (input, output) = crate::templates::default_template_paths(&settings.app);
+    for (rel, content) in [
+        (input, input_template(workunit).render()),
+        (output, output_template(settings.max_output_bytes).render()),
+    ] {
+        let path = project.join(&rel);
+        if path.exists() {
+            report.push_str(&format!("template {rel}: exists, left as it is\n"));
+        } else {
+            write_if_changed(&path, &content)?;
+            report.push_str(&format!("template {rel}: written\n"));
+        }
+    }
+    match check_daemons(&config, &daemons) {
+        Ok(()) => {
+            report.push_str("config.xml runs this binary as the app's assimilator and validator\n")
+        }
+        Err(e) => report.push_str(&e),
+    }
+    Ok(report)
+}
+
+fn check_daemons(config: &ProjectConfig, daemons: &PymwDaemons) -> Result<(), String> {
+    let has = |role: Role| {
+        let shim = daemons.shim_name(role);
+        config.daemon_cmds.iter().any(|cmd| cmd.contains(&shim))
+    };
+    if has(Role::Assimilate) && has(Role::ValidateInit) && has(Role::ValidateCompare) {
+        return Ok(());
+    }
+    let entries = daemons
+        .assimilator_entry()
+        .and_then(|a| Ok(a.render() + &daemons.validator_entry()?.render()))
+        .map_err(|e| e.to_string())?;
+    Err(format!(
+        "the project's config.xml does not run this binary as the assimilator and validator of app `{}`: \
+         add these entries inside <daemons>, remove any other validator or assimilator of the app, \
+         and run bin/stop and bin/start (or pass --boinc-no-daemon-check):\n{entries}",
+        daemons.app
+    ))
+}
+
+/// Applies a dispatch's resources to the defaults.
+pub(crate) fn params_for(
+    defaults: &WorkunitParams,
+    dispatch: &Dispatch,
+) -> Result<WorkunitParams, String> {
+    let mut p = defaults.clone();
+    let Some(res) = dispatch.resources.as_deref() else {
+        return Ok(p);
+    };
+    if let Some(m) = res.memory_mib {
+        p.rsc_memory_bound = m.saturating_mul(1 << 20);
+    }
+    if let Some(d) = res.disk_mib {
+        p.rsc_disk_bound = d.saturating_mul(1 << 20);
+    }
+    let mut fpops_bound_set = false;
+    for (k, v) in &res.extra {
+        let Some(name) = k.strip_prefix("boinc.") else {
+            continue;
+        };
+        let bad = || format!("resource `{k}` = {v:?} is not a valid value");
+        let int = || v.trim().parse::<u32>().map_err(|_| bad());
+        let big = || v.trim().parse::<u64>().map_err(|_| bad());
+        let float = || {
+            v.trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|x| x.is_finite() && *x > 0.0)
+                .ok_or_else(bad)
+        };
+        match name {
+            "min_quorum" => p.min_quorum = int()?.max(1),
+            "target_nresults" => p.target_nresults = int()?.max(1),
+            "max_error_results" => p.max_error_results = Some(int()?),
+            "max_total_results" => p.max_total_results = Some(int()?),
+            "max_success_results" => p.max_success_results = Some(int()?),
+            "rsc_fpops_est" => p.rsc_fpops_est = float()?,
+            "rsc_fpops_bound" => {
+                p.rsc_fpops_bound = float()?;
+                fpops_bound_set = true;
+            }
+            "rsc_memory_bound" => p.rsc_memory_bound = big()?,
+            "rsc_disk_bound" => p.rsc_disk_bound = big()?,
+            "delay_bound" => p.delay_bound = big()?,
+            other => return Err(format!("unknown BOINC resource `boinc.{other}`")),
+        }
+    }
+    if !fpops_bound_set && p.rsc_fpops_bound < p.rsc_fpops_est {
+        p.rsc_fpops_bound = p.rsc_fpops_est * 1000.0;
+    }
+    Ok(consistent(p))
+}
+
+/// Makes redundancy settings consistent: at least `min_quorum` results
+/// created, and room in the totals for them.
+pub(crate) fn consistent(mut p: WorkunitParams) -> WorkunitParams {
+    p.min_quorum = p.min_quorum.max(1);
+    p.target_nresults = p.target_nresults.max(p.min_quorum);
+    if let Some(total) = p.max_total_results.as_mut() {
+        *total = (*total).max(p.target_nresults);
+    }
+    if let Some(success) = p.max_success_results.as_mut() {
+        *success = (*success).max(p.min_quorum);
+    }
+    p
+}
+
+fn lost(key: AttemptKey, cause: String) -> Event {
+    Event::Lost {
+        key,
+        cause,
+        stderr_tail: String::new(),
+    }
+}
+
+/// Stages a batch and creates its work units.
+fn submit_batch(shared: &Shared, batch: Vec<Dispatch>) {
+    let mut events = Vec::new();
+    let mut groups: BTreeMap<String, Vec<(Dispatch, String)>> = BTreeMap::new();
+    let project = &shared.settings.project_dir;
+    for dispatch in batch {
+        let wu = spool::wu_name(&shared.run, dispatch.key);
+        if shared.lock().cancelled.contains(&wu) {
+            continue;
+        }
+        let prepared = params_for(&shared.defaults, &dispatch).and_then(|params| {
+            let template = input_template(&params).render();
+            let name = template_name(&shared.settings.app, "in", &template);
+            write_if_changed(&project.join(&name), &template)?;
+            stage_input(&shared.config, &wu, &dispatch)?;
+            Ok(name)
+        });
+        match prepared {
+            Ok(template) => groups.entry(template).or_default().push((dispatch, wu)),
+            Err(e) => events.push(lost(
+                dispatch.key,
+                format!("BOINC work unit {wu} not created: {e}"),
+            )),
+        }
+    }
+    for (template, jobs) in groups {
+        for chunk in jobs.chunks(MAX_JOBS_PER_CREATE_WORK) {
+            create_jobs(shared, &template, chunk, &mut events);
+        }
+    }
+    shared.events.send(events);
+}
+
+/// Writes a dispatch's input envelope where `bin/stage_file --copy` would.
+fn stage_input(config: &ProjectConfig, wu: &str, dispatch: &Dispatch) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mut bytes = Vec::with_capacity(dispatch.input.len() + 64);
+    wire::encode_input(
+        &InputBody {
+            task: dispatch.task.name,
+            fingerprint: (dispatch.task.fingerprint)(),
+            payload: &dispatch.input,
+        },
+        &mut bytes,
+    );
+    let name = spool::input_name(wu);
+    let path = config.download_path(&name);
+    let md5_path = path.with_file_name(format!("{name}.md5"));
+    let dir = path.parent().unwrap_or(&config.download_dir);
+    let io = |p: &Path| {
+        let p = p.to_owned();
+        move |e: std::io::Error| format!("cannot stage {}: {e}", p.display())
+    };
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let partial = dir.join(format!(".{name}.partial"));
+    std::fs::write(&partial, &bytes)
+        .and_then(|()| std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o644)))
+        .and_then(|()| std::fs::rename(&partial, &path))
+        .map_err(io(&path))?;
+    std::fs::write(&md5_path, create_work::md5_companion(&bytes))
+        .and_then(|()| std::fs::set_permissions(&md5_path, std::fs::Permissions::from_mode(0o644)))
+        .map_err(io(&md5_path))?;
+    Ok(())
+}
+
+/// Runs one `create_work --stdin` for jobs sharing an input template.
+fn create_jobs(
+    shared: &Shared,
+    template: &str,
+    jobs: &[(Dispatch, String)],
+    events: &mut Vec<Event>,
+) {
+    let lines: Result<Vec<JobLine>, String> = jobs
+        .iter()
+        .map(|(d, wu)| {
+            let args = crate::app::RunArgs::command_line(d.task.name);
+            Ok(JobLine {
+                wu_name: wu.clone(),
+                command_line: Some(
+                    create_work::command_line_from_args(&args).map_err(|e| e.to_string())?,
+                ),
+                input_files: vec![spool::input_name(wu)],
+            })
+        })
+        .collect();
+    let stdin = lines.and_then(|l| create_work::render_stdin(&l).map_err(|e| e.to_string()));
+    let stdin = match stdin {
+        Ok(s) => s,
+        Err(e) => {
+            events.extend(
+                jobs.iter()
+                    .map(|(d, wu)| lost(d.key, format!("BOINC work unit {wu} not created: {e}"))),
+            );
+            return;
+        }
+    };
+    {
+        let mut state = shared.lock();
+        for (d, wu) in jobs {
+            state.pending.insert(
+                wu.clone(),
+                Pending {
+                    key: d.key,
+                    task: d.task,
+                },
+            );
+        }
+    }
+    let command = CreateWorkCommand {
+        wu_template: Some(template.to_owned()),
+        result_template: Some(shared.result_template.clone()),
+        ..CreateWorkCommand::new(shared.settings.app.clone())
+    };
+    match run_create_work(&shared.settings.project_dir, &command, &stdin) {
+        Ok(()) => {
+            tracing::debug!(jobs = jobs.len(), "BOINC work units created");
+            events.extend(jobs.iter().map(|(d, _)| Event::Started { key: d.key }));
+        }
+        Err(e) => {
+            let mut state = shared.lock();
+            for (d, wu) in jobs {
+                state.pending.remove(wu);
+                events.push(lost(
+                    d.key,
+                    format!("bin/create_work failed for {} work units: {e}", jobs.len()),
+                ));
+            }
+        }
+    }
+}
+
+/// Runs `bin/create_work ARGS --stdin` fed `stdin`.
+pub fn run_create_work(
+    project: &Path,
+    command: &CreateWorkCommand,
+    stdin: &str,
+) -> Result<(), String> {
+    let program = project.join(create_work::CREATE_WORK);
+    let fail = |e: std::io::Error| format!("cannot run {}: {e}", program.display());
+    let mut child = Command::new(&program)
+        .args(command.args())
+        .current_dir(project)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(fail)?;
+    let input = child.stdin.take();
+    let text = stdin.to_owned();
+    let writer = std::thread::spawn(move || {
+        if let Some(mut input) = input {
+            let _ = input.write_all(text.as_bytes());
+        }
+    });
+    let output = child.wait_with_output().map_err(fail)?;
+    let _ = writer.join();
+    create_work::check_output(
+        output.status.code(),
+        &String::from_utf8_lossy(&output.stdout),
+        &String::from_utf8_lossy(&output.stderr),
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// The follower: turns files in the run directory into events.
+fn follow(shared: &Shared) {
+    loop {
+        let stopping = shared.stop.load(Ordering::Relaxed);
+        let events = scan_run_dir(shared);
+        if !shared.events.send(events) || stopping {
+            return;
+        }
+        let mut slept = Duration::ZERO;
+        while slept < shared.settings.poll && !shared.stop.load(Ordering::Relaxed) {
+            let step = Duration::from_millis(50).min(shared.settings.poll - slept);
+            std::thread::sleep(step);
+            slept += step;
+        }
+    }
+}
+
+fn scan_run_dir(shared: &Shared) -> Vec<Event> {
+    let mut events = Vec::new();
+    let Ok(entries) = std::fs::read_dir(&shared.run_dir) else {
+        return events;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(name) = file_name.to_str() else {
+            continue;
+        };
+        let (wu, is_output) = if let Some(wu) = name.strip_suffix(spool::OUT_SUFFIX) {
+            (wu, true)
+        } else if let Some(wu) = name.strip_suffix(spool::ERR_SUFFIX) {
+            (wu, false)
+        } else {
+            continue;
+        };
+        let path = entry.path();
+        let pending = {
+            let mut state = shared.lock();
+            match state.pending.remove(wu) {
+                Some(p) => Some(p),
+                None => {
+                    if !state.cancelled.remove(wu) {
+                        tracing::warn!(file = %path.display(), "a file for no work unit of this run; removed");
+                    }
+                    None
+                }
+            }
+        };
+        if let Some(Pending { key, task }) = pending {
+            events.push(if is_output {
+                match wire::read_envelope_file(&path) {
+                    Ok(bytes) => crate::events::output_event(key, task, &bytes),
+                    Err(e) => lost(
+                        key,
+                        format!("the output of BOINC work unit {wu} is unreadable: {e}"),
+                    ),
+                }
+            } else {
+                read_failure(key, wu, &path)
+            });
+        }
+        if shared.settings.keep_files {
+            let seen = shared.run_dir.join("seen");
+            let _ = std::fs::create_dir_all(&seen);
+            let _ = std::fs::rename(&path, seen.join(name));
+        } else {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+    events
+}
+
+/// Most bytes of a failure record read.
+const RECORD_MAX: u64 = 16 * 1024 * 1024;
+
+fn read_failure(key: AttemptKey, wu: &str, path: &Path) -> Event {
+    let mut bytes = Vec::new();
+    let read = std::fs::File::open(path).and_then(|f| f.take(RECORD_MAX).read_to_end(&mut bytes));
+    let record = read.map_err(|e| e.to_string()).and_then(|_| {
+        serde_json::from_slice::<spool::FailureRecord>(&bytes).map_err(|e| e.to_string())
+    });
+    match record {
+        Ok(record) => crate::events::failure_event(key, &record),
+        Err(e) => lost(
+            key,
+            format!("BOINC work unit {wu} failed, and its failure record is unreadable: {e}"),
+        ),
+    }
+}

@@ -1,0 +1,421 @@
+//! Remote mode: the master runs anywhere and submits through the project's
+//! remote job submission interface ([`crate::client::RemoteClient`]).
+//!
+//! - Each submitted batch of attempts becomes one `submit_batch`: one job per
+//!   attempt, named like project-host work units, with the command line
+//!   `__pymw boinc-run --task NAME` and its input envelope inline, armored
+//!   as text ([`crate::armor`]).
+//! - Every poll interval each unfinished batch is queried with job details:
+//!   a job `in_progress` gives `Started`; a `done` job's canonical result is
+//!   found with `query_job` and its output fetched from `get_output.php`
+//!   (bounded, then decoded with the bounded decoder); an `error` job gives
+//!   `Lost` with its error reasons and exit statuses (or `Finished` with the
+//!   task's failure when the stderr can be had and carries one). A batch
+//!   whose jobs are all over is retired.
+//! - Cancelling aborts the jobs (`abort_jobs`); at shutdown the jobs still
+//!   unfinished are aborted unless the master was told to leave them.
+//!
+//! Validation is the project's: the administrator runs this binary as the
+//! app's validator (`min_quorum` and the other work unit parameters come
+//! from the server-side templates named with `--boinc-input-template`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use pymw_core::backend::{AttemptKey, Dispatch, Event, EventSink};
+use pymw_core::registry::TaskEntry;
+use pymw_core::wire::{self, InputBody};
+
+use crate::client::{ClientError, RemoteClient};
+use crate::remote::{Batch, BatchRef, InputFile, Job, JobState};
+use crate::spool;
+
+/// Settings of remote mode.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RemoteSettings {
+    /// The project's master URL.
+    pub url: String,
+    /// The submitting user's authenticator (account key).
+    pub authenticator: String,
+    /// The app's short name.
+    pub app: String,
+    /// Server-side input template (under the project's `templates/`).
+    pub input_template: Option<String>,
+    /// Server-side output template.
+    pub output_template: Option<String>,
+    /// How often unfinished batches are queried.
+    pub poll: Duration,
+    /// Leave jobs running when the master ends.
+    pub leave_running: bool,
+    /// Largest output downloaded, in bytes.
+    pub max_output_bytes: u64,
+}
+
+enum Command {
+    Submit(Vec<Dispatch>),
+    Cancel(Vec<AttemptKey>),
+}
+
+/// The remote engine: a thread running a small tokio runtime of its own, so
+/// that the backend works from any caller, async or not.
+#[derive(Debug)]
+pub(crate) struct RemoteEngine {
+    tx: Option<tokio::sync::mpsc::UnboundedSender<Command>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Command::Submit(b) => write!(f, "Submit({} attempts)", b.len()),
+            Command::Cancel(k) => write!(f, "Cancel({k:?})"),
+        }
+    }
+}
+
+struct Tracked {
+    key: AttemptKey,
+    task: &'static TaskEntry,
+    batch: u64,
+    started: bool,
+    /// Failed attempts to download the output of the done job.
+    fetch_failures: u32,
+}
+
+/// Failed downloads of a done job's output after which it is lost.
+const MAX_FETCH_FAILURES: u32 = 10;
+
+struct Engine {
+    client: RemoteClient,
+    settings: RemoteSettings,
+    events: EventSink,
+    run: String,
+    batches_sent: u64,
+    /// Unfinished jobs by name.
+    jobs: HashMap<String, Tracked>,
+    /// Unfinished batches: id and the names of their unfinished jobs.
+    batches: BTreeMap<u64, usize>,
+}
+
+impl RemoteEngine {
+    pub(crate) fn start(settings: RemoteSettings, events: EventSink) -> Result<Self, String> {
+        let client =
+            RemoteClient::new(&settings.url, &settings.authenticator).map_err(|e| e.to_string())?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start a tokio runtime: {e}"))?;
+        // Check the URL and the authenticator before accepting work.
+        runtime
+            .block_on(client.ping())
+            .map_err(|e| format!("{} did not accept the authenticator: {e}", settings.url))?;
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let run = spool::new_run_id();
+        let mut engine = Engine {
+            client,
+            settings,
+            events,
+            run,
+            batches_sent: 0,
+            jobs: HashMap::new(),
+            batches: BTreeMap::new(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("pymw-boinc-remote".into())
+            .spawn(move || runtime.block_on(engine.run(rx)))
+            .map_err(|e| format!("cannot start a thread: {e}"))?;
+        Ok(RemoteEngine {
+            tx: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    pub(crate) fn submit(&mut self, batch: Vec<Dispatch>) -> Result<(), String> {
+        match &self.tx {
+            Some(tx) => tx
+                .send(Command::Submit(batch))
+                .map_err(|_| "the remote-submission thread stopped".to_owned()),
+            None => Err("the backend was shut down".to_owned()),
+        }
+    }
+
+    pub(crate) fn cancel(&mut self, keys: &[AttemptKey]) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(Command::Cancel(keys.to_vec()));
+        }
+    }
+
+    pub(crate) fn shutdown(&mut self) {
+        // Closing the channel ends the engine's loop, which then aborts what
+        // is unfinished (unless told to leave it).
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Engine {
+    async fn run(&mut self, mut rx: tokio::sync::mpsc::UnboundedReceiver<Command>) {
+        let mut tick = tokio::time::interval(self.settings.poll);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                command = rx.recv() => match command {
+                    Some(Command::Submit(batch)) => self.submit(batch).await,
+                    Some(Command::Cancel(keys)) => self.cancel(&keys).await,
+                    None => break,
+                },
+                _ = tick.tick() => self.poll().await,
+            }
+        }
+        if !self.settings.leave_running && !self.jobs.is_empty() {
+            let names: Vec<String> = self.jobs.keys().cloned().collect();
+            match tokio::time::timeout(Duration::from_secs(30), self.client.abort_jobs(&names))
+                .await
+            {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!("cannot abort {} unfinished BOINC jobs: {e}", names.len())
+                }
+                Err(_) => {
+                    tracing::warn!("aborting {} unfinished BOINC jobs timed out", names.len())
+                }
+            }
+        }
+    }
+
+    async fn submit(&mut self, batch: Vec<Dispatch>) {
+        if batch.is_empty() {
+            return;
+        }
+        self.batches_sent += 1;
+        let batch_name = format!("pymw_{}_{}", self.run, self.batches_sent);
+        let mut jobs = Vec::with_capacity(batch.len());
+        let mut bad = Vec::new();
+        for d in &batch {
+            let name = spool::wu_name(&self.run, d.key);
+            let mut envelope = Vec::with_capacity(d.input.len() + 64);
+            wire::encode_input(
+                &InputBody {
+                    task: d.task.name,
+                    fingerprint: (d.task.fingerprint)(),
+                    payload: &d.input,
+                },
+                &mut envelope,
+            );
+            match crate::create_work::command_line_from_args(&crate::app::RunArgs::command_line(
+                d.task.name,
+            )) {
+                Ok(command_line) => jobs.push(Job {
+                    input_files: vec![InputFile::Inline(crate::armor::armor(&name, &envelope))],
+                    name: Some(name),
+                    command_line: Some(command_line),
+                }),
+                Err(e) => bad.push(lost(d.key, format!("BOINC job not submitted: {e}"))),
+            }
+        }
+        let request = Batch {
+            app_name: self.settings.app.clone(),
+            batch_name: Some(batch_name.clone()),
+            input_template_filename: self.settings.input_template.clone(),
+            workunit_template_file: self.settings.input_template.clone(),
+            output_template_filename: self.settings.output_template.clone(),
+            jobs,
+            ..Batch::default()
+        };
+        let submitted = if request.jobs.is_empty() {
+            Err(None)
+        } else {
+            self.client.submit_batch(&request).await.map_err(Some)
+        };
+        let mut events = bad;
+        match submitted {
+            Ok(batch_id) => {
+                tracing::debug!(batch_id, jobs = request.jobs.len(), "BOINC batch submitted");
+                let submitted: std::collections::HashSet<&str> = request
+                    .jobs
+                    .iter()
+                    .filter_map(|j| j.name.as_deref())
+                    .collect();
+                let mut count = 0;
+                for d in &batch {
+                    let name = spool::wu_name(&self.run, d.key);
+                    if submitted.contains(name.as_str()) {
+                        self.jobs.insert(
+                            name,
+                            Tracked {
+                                key: d.key,
+                                task: d.task,
+                                batch: batch_id,
+                                started: false,
+                                fetch_failures: 0,
+                            },
+                        );
+                        count += 1;
+                    }
+                }
+                self.batches.insert(batch_id, count);
+            }
+            Err(None) => {}
+            Err(Some(e)) => {
+                let cause = format!(
+                    "submit_batch of {} jobs to {} failed: {e}",
+                    request.jobs.len(),
+                    self.settings.url
+                );
+                for d in &batch {
+                    let name = spool::wu_name(&self.run, d.key);
+                    if request
+                        .jobs
+                        .iter()
+                        .any(|j| j.name.as_deref() == Some(name.as_str()))
+                    {
+                        events.push(lost(d.key, cause.clone()));
+                    }
+                }
+            }
+        }
+        self.events.send(events);
+    }
+
+    async fn cancel(&mut self, keys: &[AttemptKey]) {
+        let mut names = Vec::new();
+        for &key in keys {
+            let name = spool::wu_name(&self.run, key);
+            if let Some(t) = self.jobs.remove(&name) {
+                self.job_over(t.batch);
+                names.push(name);
+            }
+        }
+        if names.is_empty() {
+            return;
+        }
+        if let Err(e) = self.client.abort_jobs(&names).await {
+            tracing::warn!("cannot abort {} BOINC jobs: {e}", names.len());
+        }
+    }
+
+    /// Counts one job of `batch` as over.
+    fn job_over(&mut self, batch: u64) {
+        if let Some(n) = self.batches.get_mut(&batch) {
+            *n = n.saturating_sub(1);
+        }
+    }
+
+    async fn poll(&mut self) {
+        let ids: Vec<u64> = self.batches.keys().copied().collect();
+        for id in ids {
+            let status = match self.client.query_batch(&BatchRef::Id(id), true).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(batch = id, "query_batch failed: {e}");
+                    continue;
+                }
+            };
+            let mut events = Vec::new();
+            for job in &status.jobs {
+                let Some(tracked) = self.jobs.get_mut(&job.name) else {
+                    continue;
+                };
+                match &job.status {
+                    Some(JobState::InProgress) if !tracked.started => {
+                        tracked.started = true;
+                        events.push(Event::Started { key: tracked.key });
+                    }
+                    Some(JobState::Done) => {
+                        let (key, task) = (tracked.key, tracked.task);
+                        match self.fetch_output(job.id, job.canonical_instance_id).await {
+                            Ok(bytes) => {
+                                events.push(crate::events::output_event(key, task, &bytes))
+                            }
+                            Err(e) => {
+                                let Some(tracked) = self.jobs.get_mut(&job.name) else {
+                                    continue;
+                                };
+                                tracked.fetch_failures += 1;
+                                if tracked.fetch_failures < MAX_FETCH_FAILURES {
+                                    tracing::warn!(job = %job.name, "cannot fetch the output yet: {e}");
+                                    continue;
+                                }
+                                events.push(lost(
+                                    key,
+                                    format!(
+                                        "BOINC job {} is done but its output cannot be downloaded: {e}",
+                                        job.name
+                                    ),
+                                ));
+                            }
+                        }
+                        self.jobs.remove(&job.name);
+                        self.job_over(id);
+                    }
+                    Some(JobState::Error) => {
+                        let key = tracked.key;
+                        let stderr = match self.client.query_completed_job(&job.name).await {
+                            Ok(done) => done.stderr_out,
+                            Err(_) => None,
+                        };
+                        events.push(crate::events::remote_failure_event(
+                            key,
+                            &job.name,
+                            &job.errors,
+                            &job.exit_statuses,
+                            stderr.as_deref(),
+                        ));
+                        self.jobs.remove(&job.name);
+                        self.job_over(id);
+                    }
+                    _ => {}
+                }
+            }
+            if !self.events.send(events) {
+                return;
+            }
+            if self.batches.get(&id) == Some(&0) {
+                self.batches.remove(&id);
+                if let Err(e) = self.client.retire_batch(id).await {
+                    tracing::warn!(batch = id, "retire_batch failed: {e}");
+                }
+            }
+        }
+    }
+
+    /// The canonical output of a done job.
+    async fn fetch_output(
+        &self,
+        job_id: u64,
+        canonical: Option<u64>,
+    ) -> Result<Vec<u8>, ClientError> {
+        let canonical = canonical.ok_or(ClientError::Remote(
+            crate::remote::RemoteError::MissingField {
+                command: "query_batch",
+                field: "canonical_instance_id",
+            },
+        ))?;
+        let instances = self.client.query_job(job_id).await?;
+        let instance = instances
+            .iter()
+            .find(|i| i.id == canonical)
+            .ok_or(ClientError::Remote(
+                crate::remote::RemoteError::MissingField {
+                    command: "query_job",
+                    field: "instance",
+                },
+            ))?;
+        let limit = self
+            .settings
+            .max_output_bytes
+            .min(wire::max_message_bytes() + wire::HEADER_LEN as u64);
+        self.client.result_file(&instance.name, 0, limit).await
+    }
+}
+
+fn lost(key: AttemptKey, cause: String) -> Event {
+    Event::Lost {
+        key,
+        cause,
+        stderr_tail: String::new(),
+    }
+}
