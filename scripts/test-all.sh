@@ -36,4 +36,16 @@ testbeds/condor/up.sh
 eval "$(testbeds/condor/up.sh --print-env)"
 testbeds/condor/check.sh
 
+step "HTCondor end-to-end suite on the real pool"
+cargo test -p pymw-conformance --features condor --test condor
+
+step "examples on HTCondor"
+# Examples that write files for their tasks put them where the pool sees them.
+export TMPDIR="$PYMW_CONDOR_SHARED_DIR/tmp"
+mkdir -p "$TMPDIR" && chmod 1777 "$TMPDIR"
+for example in monte_pi prime_finder null_test string_counter genetic_algorithm; do
+    echo "--- $example --backend condor"
+    cargo run -q -p pymw-examples --bin "$example" -- --backend condor --no-progress
+done
+
 printf '\nall tests passed in %d s\n' $((SECONDS - started))
