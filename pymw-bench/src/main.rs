@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! cargo run --release -p pymw-bench -- [--quick]
+//! cargo run --release -p pymw-bench -- condor     # needs an HTCondor pool (testbeds/condor)
 //! ```
 //!
 //! Each figure is printed next to its peer and as a ratio:
@@ -13,6 +14,11 @@
 //! - 1 MB inputs and outputs: bytes per second through the workers against a
 //!   plain in-process copy of the same bytes;
 //! - a map over 1,000,000 tiny inputs: the master's peak RSS (bounded memory).
+//!
+//! `condor` runs tiny tasks through `--backend condor` against the same tasks
+//! as one hand-written `condor_submit` cluster (see the `condor` module).
+
+mod condor;
 
 use clap::Parser;
 use pymw::blocking::Master;
@@ -69,6 +75,8 @@ fn flip(mut bytes: pymw::Bytes) -> pymw::Bytes {
 
 #[derive(Parser)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Smaller runs (for CI smoke checks); the figures are noisier.
     #[arg(long)]
     quick: bool,
@@ -78,6 +86,12 @@ struct Cli {
     /// Worker processes.
     #[arg(long, default_value_t = 2)]
     workers: usize,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Tiny tasks through `--backend condor` vs one raw `condor_submit` cluster (needs a pool)
+    Condor(condor::CondorBench),
 }
 
 fn master(workers: usize) -> anyhow::Result<Master> {
@@ -102,6 +116,9 @@ fn peak_rss_kib() -> u64 {
 #[pymw::main]
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Some(Command::Condor(opts)) = &cli.command {
+        return condor::run(opts);
+    }
     let scale = if cli.quick { 10 } else { 1 };
     println!(
         "pymw-bench: {} workers, {} cores",
