@@ -23,6 +23,9 @@ pub enum Error {
         "the async master must be started inside a tokio runtime: use #[tokio::main], or pymw::blocking::Master"
     )]
     NoRuntime,
+    /// The run store (journal) could not be read.
+    #[error("run store: {0}")]
+    Journal(String),
     /// Creating the runtime of the blocking master failed.
     #[error("could not start the tokio runtime: {0}")]
     Runtime(String),

@@ -9,6 +9,7 @@ pub mod blocking;
 mod bytes;
 pub mod error;
 pub mod invoke;
+pub mod journal;
 pub mod master;
 mod progress;
 pub mod registry;

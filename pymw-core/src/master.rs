@@ -7,6 +7,7 @@
 
 use crate::backend::{AttemptKey, Backend, Dispatch, Event, EventSink, Resources};
 use crate::error::{Error, TaskError};
+use crate::journal::{Identity, Journal, JournalFinished, JournalOutcome, JournalTask, Recorded};
 use crate::registry::{Task, TaskEntry};
 use crate::wire::{Failure, WorkerStats};
 use serde::{Serialize, de::DeserializeOwned};
@@ -66,6 +67,18 @@ pub struct MasterConfig {
     /// Progress output of `map`: a bar when stderr is a terminal, periodic
     /// lines when not. Default on, unless `PYMW_PROGRESS=0`.
     pub progress: bool,
+    /// Where the run is recorded (resume, result cache); default none.
+    pub journal: Option<JournalHandle>,
+}
+
+/// A shared [`Journal`] for [`MasterConfig::journal`].
+#[derive(Clone)]
+pub struct JournalHandle(pub Arc<dyn Journal>);
+
+impl std::fmt::Debug for JournalHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JournalHandle")
+    }
 }
 
 impl Default for MasterConfig {
@@ -74,6 +87,7 @@ impl Default for MasterConfig {
             max_retries: 3,
             timeout: None,
             progress: std::env::var("PYMW_PROGRESS").map_or(true, |v| v != "0"),
+            journal: None,
         }
     }
 }
@@ -116,6 +130,8 @@ struct NewTask {
     /// `None`: the stream's options (or the defaults).
     options: Option<Arc<TaskOptions>>,
     sink: Sink,
+    /// Position in the run's submission order (for the task's identity).
+    position: u64,
 }
 
 enum Command {
@@ -142,6 +158,7 @@ struct Counters {
 struct Shared {
     commands: mpsc::UnboundedSender<Command>,
     next_id: AtomicU64,
+    next_position: AtomicU64,
     counters: Arc<Counters>,
     config: MasterConfig,
     capacity_hint: usize,
@@ -181,6 +198,17 @@ impl Master {
             return Err(Error::NotInitialized);
         }
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
+        let journal = config.journal.as_ref().map(|handle| handle.0.clone());
+        let recorded = match &journal {
+            Some(journal) => journal.recorded().map_err(Error::Journal)?,
+            None => HashMap::new(),
+        };
+        if !recorded.is_empty() {
+            tracing::info!(
+                finished = recorded.len(),
+                "resuming a run: finished tasks are not run again"
+            );
+        }
         let (sink, events) = EventSink::channel();
         backend.start(sink)?;
         let (commands, command_rx) = mpsc::unbounded_channel();
@@ -188,6 +216,7 @@ impl Master {
         let shared = Arc::new(Shared {
             commands,
             next_id: AtomicU64::new(0),
+            next_position: AtomicU64::new(0),
             counters: counters.clone(),
             config: config.clone(),
             capacity_hint: backend.capacity_hint(),
@@ -203,6 +232,13 @@ impl Master {
             deadlines: BinaryHeap::new(),
             outgoing: Vec::new(),
             running: 0,
+            journal,
+            recorded,
+            journal_failed: None,
+            journal_submitted: Vec::new(),
+            journal_started: Vec::new(),
+            journal_finished: Vec::new(),
+            last_fingerprint: None,
         };
         tracing::debug!(backend = shared.backend_name, "master started");
         runtime.spawn(driver.run(command_rx, events));
@@ -258,10 +294,18 @@ impl Master {
         if tasks.is_empty() {
             return;
         }
+        let mut tasks = tasks;
         self.shared
             .counters
             .submitted
             .fetch_add(tasks.len() as u64, Ordering::Relaxed);
+        let first = self
+            .shared
+            .next_position
+            .fetch_add(tasks.len() as u64, Ordering::Relaxed);
+        for (offset, task) in tasks.iter_mut().enumerate() {
+            task.position = first + offset as u64;
+        }
         self.command(Command::Submit(tasks));
     }
 
@@ -303,6 +347,7 @@ impl Master {
             input: encode_args(&args),
             options: Some(Arc::new(options)),
             sink: Sink::One(tx),
+            position: 0,
         }]);
         TaskHandle {
             id,
@@ -499,6 +544,7 @@ impl<R: DeserializeOwned> TaskSet<R> {
                 stream: self.stream,
                 tag: id.0,
             },
+            position: 0,
         }]);
         id
     }
@@ -710,6 +756,7 @@ where
                 input,
                 options: None,
                 sink: Sink::Stream { stream, tag },
+                position: 0,
             });
             let pending = (self.in_flight + batch.len()) as u64;
             if pending >= MIN_MAP_WINDOW
@@ -802,6 +849,8 @@ struct TaskState {
     /// Attempts made so far, counting the current one.
     attempt: u32,
     running: bool,
+    /// Its identity in the journal, when the run is journaled.
+    identity: Option<Identity>,
 }
 
 impl TaskState {
@@ -828,6 +877,16 @@ struct Driver {
     deadlines: BinaryHeap<Reverse<(Instant, AttemptKey)>>,
     outgoing: Vec<Dispatch>,
     running: u64,
+    journal: Option<Arc<dyn Journal>>,
+    /// What earlier lives of the run finished, by identity.
+    recorded: HashMap<Identity, Recorded>,
+    /// Why the journal can no longer record: every task fails with it.
+    journal_failed: Option<String>,
+    journal_submitted: Vec<JournalTask>,
+    journal_started: Vec<(Identity, u32)>,
+    journal_finished: Vec<JournalFinished>,
+    /// The fingerprint of the task seen last (computing one hashes type names).
+    last_fingerprint: Option<(&'static TaskEntry, u64)>,
 }
 
 /// What a task's settings come to, after its own, its stream's and the
@@ -918,6 +977,16 @@ impl Driver {
                 self.tasks.reserve(tasks.len());
                 self.outgoing.reserve(tasks.len());
                 for task in tasks {
+                    let identity = match self.journal.clone() {
+                        Some(journal) => match self.admit(&*journal, &task) {
+                            Some(identity) => Some(identity),
+                            None => {
+                                self.answer_from_journal(task);
+                                continue;
+                            }
+                        },
+                        None => None,
+                    };
                     let state = TaskState {
                         entry: task.entry,
                         input: task.input,
@@ -925,6 +994,7 @@ impl Driver {
                         sink: task.sink,
                         attempt: 0,
                         running: false,
+                        identity,
                     };
                     self.tasks.insert(task.id, state);
                     self.dispatch(task.id);
@@ -944,6 +1014,89 @@ impl Driver {
                 self.flush_streams();
                 self.streams.remove(&stream);
             }
+        }
+    }
+
+    fn fingerprint(&mut self, entry: &'static TaskEntry) -> u64 {
+        match self.last_fingerprint {
+            Some((last, fingerprint)) if std::ptr::eq(last, entry) => fingerprint,
+            _ => {
+                let fingerprint = (entry.fingerprint)();
+                self.last_fingerprint = Some((entry, fingerprint));
+                fingerprint
+            }
+        }
+    }
+
+    /// Records a new task in the journal and returns its identity; `None`
+    /// when the journal answers it instead (finished before, cached, or the
+    /// journal failed), which [`Driver::answer_from_journal`] then does.
+    fn admit(&mut self, journal: &dyn Journal, task: &NewTask) -> Option<Identity> {
+        if self.journal_failed.is_some() {
+            return None;
+        }
+        let fingerprint = self.fingerprint(task.entry);
+        let identity = journal.identify(fingerprint, &task.input, task.position);
+        if self.recorded.contains_key(&identity) {
+            return None;
+        }
+        self.journal_submitted.push(JournalTask {
+            identity,
+            task: task.entry.name,
+            fingerprint,
+            position: task.position,
+            input: task.input.clone(),
+        });
+        if let Some(value) = journal.cached(fingerprint, &task.input) {
+            // Answered from the cross-run cache: recorded as such, not run.
+            self.journal_finished.push(JournalFinished {
+                identity,
+                attempt: 0,
+                outcome: JournalOutcome::Cached(value.clone()),
+                stats: WorkerStats::default(),
+                stderr_tail: String::new(),
+            });
+            self.recorded.insert(identity, Recorded::Value(value));
+            return None;
+        }
+        Some(identity)
+    }
+
+    /// Answers a task without running it: from an earlier life of the run,
+    /// the result cache, or with the journal's failure.
+    fn answer_from_journal(&mut self, task: NewTask) {
+        let name = task.entry.name;
+        if let Some(message) = &self.journal_failed {
+            let message = format!("the run store cannot record: {message}");
+            self.deliver(
+                task.sink,
+                Err(TaskError::Backend {
+                    task: name,
+                    message,
+                }),
+                Outcome::Failed,
+            );
+            return;
+        }
+        let fingerprint = self.fingerprint(task.entry);
+        let journal = self.journal.clone().expect("a journal");
+        let identity = journal.identify(fingerprint, &task.input, task.position);
+        match self.recorded.remove(&identity) {
+            Some(Recorded::Value(value)) => self.deliver(
+                task.sink,
+                Ok((value, WorkerStats::default())),
+                Outcome::Done,
+            ),
+            Some(Recorded::Failed(failure)) => {
+                let error = TaskError::Failed {
+                    task: name,
+                    failure,
+                    host: String::new(),
+                    stderr_tail: String::new(),
+                };
+                self.deliver(task.sink, Err(error), Outcome::Failed);
+            }
+            None => {}
         }
     }
 
@@ -987,6 +1140,7 @@ impl Driver {
     }
 
     fn flush(&mut self) {
+        self.flush_journal();
         self.flush_streams();
         if self.outgoing.is_empty() {
             return;
@@ -1007,6 +1161,49 @@ impl Driver {
                 }
             }
             self.flush_streams();
+        }
+    }
+
+    /// Hands the journal this turn's records, and stops the run if it can no
+    /// longer record: running work whose results cannot be kept would lose
+    /// them on the next restart.
+    fn flush_journal(&mut self) {
+        let Some(journal) = self.journal.clone() else {
+            return;
+        };
+        if !self.journal_submitted.is_empty() {
+            journal.submitted(std::mem::take(&mut self.journal_submitted));
+        }
+        if !self.journal_started.is_empty() {
+            journal.started(std::mem::take(&mut self.journal_started));
+        }
+        if !self.journal_finished.is_empty() {
+            journal.finished(std::mem::take(&mut self.journal_finished));
+        }
+        if self.journal_failed.is_none()
+            && let Some(message) = journal.error()
+        {
+            tracing::error!(%message, "the run store cannot record: failing the tasks in flight");
+            self.journal_failed = Some(message.clone());
+            let ids: Vec<TaskId> = self.tasks.keys().copied().collect();
+            let keys: Vec<AttemptKey> = ids
+                .iter()
+                .filter_map(|id| self.tasks.get(id).map(|s| s.key(*id)))
+                .collect();
+            self.backend.cancel(&keys);
+            self.outgoing.clear();
+            for id in ids {
+                if let Some(mut state) = self.tasks.remove(&id) {
+                    state.identity = None;
+                    let task = state.entry.name;
+                    let message = format!("the run store cannot record: {message}");
+                    self.finish(
+                        state,
+                        Err(TaskError::Backend { task, message }),
+                        Outcome::Failed,
+                    );
+                }
+            }
         }
     }
 
@@ -1040,6 +1237,9 @@ impl Driver {
                     }
                     state.running = true;
                     let state = self.tasks.get(&task_of(key)).expect("just found");
+                    if let Some(identity) = state.identity {
+                        self.journal_started.push((identity, state.attempt - 1));
+                    }
                     let timeout = self.effective(state).timeout;
                     self.add_running(1);
                     if let Some(timeout) = timeout {
@@ -1097,6 +1297,18 @@ impl Driver {
                         );
                     } else {
                         tracing::info!(task = name, attempt = attempts, %cause, "attempt lost, retrying");
+                        if let Some(identity) = state.identity {
+                            self.journal_finished.push(JournalFinished {
+                                identity,
+                                attempt: attempts - 1,
+                                outcome: JournalOutcome::Lost {
+                                    cause,
+                                    retried: true,
+                                },
+                                stats: WorkerStats::default(),
+                                stderr_tail,
+                            });
+                        }
                         self.stop_running(key);
                         self.dispatch(task_of(key));
                     }
@@ -1141,13 +1353,80 @@ impl Driver {
         if state.running {
             self.add_running(-1);
         }
+        if let Some(identity) = state.identity {
+            self.record_end(identity, state.attempt.saturating_sub(1), &result);
+        }
+        self.deliver(state.sink, result, kind);
+    }
+
+    /// Records how an attempt of a journaled task ended.
+    fn record_end(&mut self, identity: Identity, attempt: u32, result: &RawOutcome) {
+        let (outcome, stats, stderr_tail) = match result {
+            Ok((value, stats)) => (
+                JournalOutcome::Value(value.clone()),
+                stats.clone(),
+                String::new(),
+            ),
+            Err(TaskError::Failed {
+                failure,
+                stderr_tail,
+                host,
+                ..
+            }) => (
+                JournalOutcome::Failed(failure.clone()),
+                WorkerStats {
+                    host: host.clone(),
+                    ..WorkerStats::default()
+                },
+                stderr_tail.clone(),
+            ),
+            Err(TaskError::WorkerLost {
+                cause, stderr_tail, ..
+            }) => (
+                JournalOutcome::Lost {
+                    cause: cause.clone(),
+                    retried: false,
+                },
+                WorkerStats::default(),
+                stderr_tail.clone(),
+            ),
+            Err(TaskError::TimedOut { after, .. }) => (
+                JournalOutcome::TimedOut { after: *after },
+                WorkerStats::default(),
+                String::new(),
+            ),
+            Err(TaskError::Cancelled { .. }) => (
+                JournalOutcome::Cancelled,
+                WorkerStats::default(),
+                String::new(),
+            ),
+            Err(TaskError::Backend { message, .. }) => (
+                JournalOutcome::Backend {
+                    message: message.clone(),
+                },
+                WorkerStats::default(),
+                String::new(),
+            ),
+            Err(_) => return,
+        };
+        self.journal_finished.push(JournalFinished {
+            identity,
+            attempt,
+            outcome,
+            stats,
+            stderr_tail,
+        });
+    }
+
+    /// Counts an outcome and hands it to whoever waits for it.
+    fn deliver(&mut self, sink: Sink, result: RawOutcome, kind: Outcome) {
         let counter = match kind {
             Outcome::Done => &self.counters.done,
             Outcome::Failed => &self.counters.failed,
             Outcome::Cancelled => &self.counters.cancelled,
         };
         counter.fetch_add(1, Ordering::Release);
-        match state.sink {
+        match sink {
             Sink::One(tx) => {
                 let _ = tx.send(result);
             }
@@ -1205,6 +1484,13 @@ impl Drop for Driver {
     fn drop(&mut self) {
         // Also runs when the runtime is dropped with the driver still in it.
         self.backend.shutdown();
+        self.flush_journal();
+        if let Some(journal) = &self.journal
+            && let Err(message) = journal.close()
+        {
+            tracing::error!(%message, "the run store could not write everything");
+            eprintln!("pymw: the run store could not write everything: {message}");
+        }
     }
 }
 

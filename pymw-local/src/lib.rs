@@ -663,7 +663,7 @@ fn read_replies(
                 }
                 total_ns += stats.wall_ns;
                 let stderr_tail = if outcome.is_err() {
-                    tail.lock().map(|t| t.text()).unwrap_or_default()
+                    settled_tail(tail)
                 } else {
                     String::new()
                 };
@@ -697,6 +697,27 @@ fn read_replies(
 struct Tail {
     bytes: VecDeque<u8>,
     capacity: usize,
+    /// Bytes seen in all, to tell when the stream has gone quiet.
+    total: u64,
+}
+
+/// The tail after the worker's stderr has gone quiet for a moment: a failing
+/// task's last words (a panic message) travel on another pipe than its reply
+/// and may arrive just after it. Failures are rare; waiting a few
+/// milliseconds for them costs nothing on the hot path.
+fn settled_tail(tail: &Mutex<Tail>) -> String {
+    let deadline = Instant::now() + Duration::from_millis(200);
+    let mut seen = tail.lock().map(|t| t.total).unwrap_or(0);
+    let mut quiet_since = Instant::now();
+    while Instant::now() < deadline && quiet_since.elapsed() < Duration::from_millis(15) {
+        std::thread::sleep(Duration::from_millis(2));
+        let now = tail.lock().map(|t| t.total).unwrap_or(0);
+        if now != seen {
+            seen = now;
+            quiet_since = Instant::now();
+        }
+    }
+    tail.lock().map(|t| t.text()).unwrap_or_default()
 }
 
 impl Tail {
@@ -704,10 +725,12 @@ impl Tail {
         Tail {
             bytes: VecDeque::with_capacity(capacity),
             capacity,
+            total: 0,
         }
     }
 
     fn push(&mut self, data: &[u8]) {
+        self.total += data.len() as u64;
         let data = &data[data.len().saturating_sub(self.capacity)..];
         let overflow = (self.bytes.len() + data.len()).saturating_sub(self.capacity);
         self.bytes.drain(..overflow);

@@ -1,0 +1,115 @@
+//! The master's journal: where a run's tasks, attempts and outcomes are
+//! recorded so that a restarted master finds what was finished (`pymw-store`
+//! implements it over SQLite; the master itself knows only this trait).
+
+use crate::wire::{Failure, WorkerStats};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A task's identity within a run: a hash of its fingerprint, its input and
+/// its position in the run's submission order. The same program submitting
+/// the same inputs in the same order gets the same identities after a
+/// restart; a changed input is a new task, never a stale result.
+pub type Identity = [u8; 16];
+
+/// A task the master accepted.
+#[derive(Debug, Clone)]
+pub struct JournalTask {
+    /// Its identity.
+    pub identity: Identity,
+    /// The task's registered name.
+    pub task: &'static str,
+    /// The task's fingerprint.
+    pub fingerprint: u64,
+    /// Its position in the run's submission order.
+    pub position: u64,
+    /// Its input (postcard payload).
+    pub input: Arc<[u8]>,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum JournalOutcome {
+    /// The task returned this value (postcard bytes).
+    Value(Vec<u8>),
+    /// The value came from the cross-run result cache; nothing ran.
+    Cached(Vec<u8>),
+    /// The task ran and failed; final.
+    Failed(Failure),
+    /// The attempt was lost.
+    Lost {
+        /// Exit code, signal, hold reason.
+        cause: String,
+        /// Whether another attempt follows.
+        retried: bool,
+    },
+    /// The task ran longer than its timeout.
+    TimedOut {
+        /// The timeout.
+        after: Duration,
+    },
+    /// The task was cancelled.
+    Cancelled,
+    /// The backend refused the task.
+    Backend {
+        /// The backend's message.
+        message: String,
+    },
+}
+
+/// The end of an attempt.
+#[derive(Debug, Clone)]
+pub struct JournalFinished {
+    /// The task.
+    pub identity: Identity,
+    /// Which attempt (0 for the first).
+    pub attempt: u32,
+    /// How it ended.
+    pub outcome: JournalOutcome,
+    /// What it cost on the worker.
+    pub stats: WorkerStats,
+    /// The tail of the worker's stderr, for failures.
+    pub stderr_tail: String,
+}
+
+/// What an earlier life of the run finished: returned again without running.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recorded {
+    /// The task's value.
+    Value(Vec<u8>),
+    /// The task's (deterministic) failure.
+    Failed(Failure),
+}
+
+/// Where the master records a run. Recording methods are called from the
+/// master's driver in batches and must not block (hand the writing to a
+/// thread); a write that fails is reported by [`Journal::error`].
+pub trait Journal: Send + Sync + 'static {
+    /// The identity of a task (see [`Identity`]).
+    fn identify(&self, fingerprint: u64, input: &[u8], position: u64) -> Identity;
+
+    /// Outcomes finished in earlier lives of this run; called once, when the
+    /// master starts.
+    fn recorded(&self) -> Result<HashMap<Identity, Recorded>, String>;
+
+    /// A value from the cross-run result cache for this task and input, if
+    /// the cache is on and holds one.
+    fn cached(&self, fingerprint: u64, input: &[u8]) -> Option<Vec<u8>>;
+
+    /// Tasks accepted.
+    fn submitted(&self, tasks: Vec<JournalTask>);
+
+    /// Attempts seen running: (task, attempt).
+    fn started(&self, attempts: Vec<(Identity, u32)>);
+
+    /// Attempts ended.
+    fn finished(&self, attempts: Vec<JournalFinished>);
+
+    /// The first write that failed (disk full, read-only store), if any.
+    fn error(&self) -> Option<String>;
+
+    /// Writes what is pending and closes; the error of a write that failed.
+    fn close(&self) -> Result<(), String>;
+}
