@@ -19,6 +19,13 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "workspace tests (unit, doc, UI, property, local conformance)"
 cargo test --workspace
 
+step "the run report, rendered in headless Chromium"
+scripts/install-chromium.sh
+cargo test -p pymw-cli --test cli -- --ignored report_renders_in_headless_chromium
+
+step "a run killed and resumed"
+scripts/resume-check.sh
+
 step "examples on the local backend"
 for example in monte_pi prime_finder null_test string_counter genetic_algorithm; do
     echo "--- $example"

@@ -50,6 +50,20 @@ pub struct Args {
     /// No progress bar or progress lines.
     #[arg(long)]
     pub no_progress: bool,
+    /// Record the run under this name in the run store; started again with
+    /// the same name, the run resumes: finished tasks are not run again.
+    #[cfg(feature = "store")]
+    #[arg(long, env = "PYMW_RUN")]
+    pub run: Option<String>,
+    /// Where run stores live.
+    #[cfg(feature = "store")]
+    #[arg(long, default_value = "pymw-runs", env = "PYMW_RUNS_DIR")]
+    pub runs_dir: std::path::PathBuf,
+    /// Take results of identical tasks (same task, same input) from earlier
+    /// runs in --runs-dir, and add this run's (needs --run).
+    #[cfg(feature = "store")]
+    #[arg(long, requires = "run")]
+    pub cache: bool,
     /// Options of the HTCondor backend.
     #[cfg(feature = "condor")]
     #[command(flatten)]
@@ -69,6 +83,12 @@ impl Default for Args {
             max_retries: 3,
             task_timeout: None,
             no_progress: false,
+            #[cfg(feature = "store")]
+            run: None,
+            #[cfg(feature = "store")]
+            runs_dir: "pymw-runs".into(),
+            #[cfg(feature = "store")]
+            cache: false,
             #[cfg(feature = "condor")]
             condor: pymw_condor::CondorArgs::default(),
             #[cfg(feature = "boinc")]
@@ -111,14 +131,53 @@ impl Args {
         }
     }
 
+    /// The run store these options ask for (`--run NAME`), opened or
+    /// resumed, as the master's journal.
+    #[cfg(feature = "store")]
+    pub fn journal(&self, backend: &str) -> Result<Option<crate::JournalHandle>, Error> {
+        let Some(name) = &self.run else {
+            return Ok(None);
+        };
+        let mut options = pymw_store::OpenOptions::new()
+            .create(true)
+            .resume(true)
+            .cache(self.cache)
+            .backend(backend);
+        if let Ok(exe) = std::env::current_exe() {
+            options = options.binary(exe, pymw_core::registry::Registry::global().listing());
+        }
+        let store = pymw_store::RunStore::open(&self.runs_dir, name, options)
+            .map_err(|e| Error::Journal(e.to_string()))?;
+        if store.resumed() {
+            eprintln!("pymw: resuming run `{name}`: finished tasks are not run again");
+        }
+        let journal = pymw_store::StoreJournal::new(store, self.cache);
+        Ok(Some(crate::JournalHandle(std::sync::Arc::new(journal))))
+    }
+
+    fn config_for(&self, backend: &dyn Backend) -> Result<MasterConfig, Error> {
+        #[allow(unused_mut)]
+        let mut config = self.config();
+        #[cfg(feature = "store")]
+        {
+            config.journal = self.journal(backend.name())?;
+        }
+        let _ = backend;
+        Ok(config)
+    }
+
     /// Starts an async master as asked (inside a tokio runtime).
     pub fn start(&self) -> Result<crate::Master, Error> {
-        crate::Master::start_with(self.backend()?, self.config())
+        let backend = self.backend()?;
+        let config = self.config_for(&*backend)?;
+        crate::Master::start_with(backend, config)
     }
 
     /// Starts a blocking master as asked.
     pub fn start_blocking(&self) -> Result<crate::blocking::Master, Error> {
-        crate::blocking::Master::start_with(self.backend()?, self.config())
+        let backend = self.backend()?;
+        let config = self.config_for(&*backend)?;
+        crate::blocking::Master::start_with(backend, config)
     }
 }
 

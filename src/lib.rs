@@ -74,8 +74,9 @@ pub use pymw_macros::main;
 
 #[doc(inline)]
 pub use pymw_core::{
-    Backend, BackendError, Bytes, Error, Failure, Map, Master, MasterConfig, Resources,
-    StatusCounts, Task, TaskError, TaskHandle, TaskId, TaskOptions, TaskSet, WorkerStats, blocking,
+    Backend, BackendError, Bytes, Error, Failure, JournalHandle, Map, Master, MasterConfig,
+    Resources, StatusCounts, Task, TaskError, TaskHandle, TaskId, TaskOptions, TaskSet,
+    WorkerStats, blocking,
 };
 
 /// Takes a worker role if the process was invoked as one (`BIN __pymw ...`),
@@ -117,11 +118,19 @@ pub mod boinc {
     pub use pymw_boinc::{BoincArgs, BoincBackend, BoincConfig, checkpoint};
 }
 
+/// The run store: every task, attempt and outcome of a run in SQLite.
+#[cfg(feature = "store")]
+#[cfg_attr(docsrs, doc(cfg(feature = "store")))]
+pub mod store {
+    #[doc(inline)]
+    pub use pymw_store::{OpenOptions, RunStore, StoreError, StoreJournal};
+}
+
 /// Lower-level pieces for backends and tools: the wire format, the worker
 /// roles, the backend contract.
 pub mod core {
     #[doc(inline)]
-    pub use pymw_core::{backend, registry, wire, worker};
+    pub use pymw_core::{backend, journal, registry, wire, worker};
 
     /// CPU time and peak RSS (KiB) of this process so far.
     pub fn sys_usage() -> (std::time::Duration, u64) {

@@ -390,6 +390,12 @@ impl Monitor {
 
     fn run(&mut self) -> End {
         let mut next_status = Instant::now();
+        // Read what the client sent before the task started (its first
+        // heartbeat, a quit) even if the task ends before the first poll.
+        if let Some(end) = self.poll_client() {
+            self.kill();
+            return end;
+        }
         loop {
             match self.child.try_wait() {
                 Ok(Some(status)) => {

@@ -21,7 +21,8 @@ pub use backend::{Backend, BackendError, Resources};
 pub use bytes::Bytes;
 pub use error::{Error, TaskError};
 pub use master::{
-    Map, Master, MasterConfig, StatusCounts, TaskHandle, TaskId, TaskOptions, TaskSet,
+    JournalHandle, Map, Master, MasterConfig, StatusCounts, TaskHandle, TaskId, TaskOptions,
+    TaskSet,
 };
 pub use registry::Task;
 pub use wire::{Failure, WorkerStats};

@@ -1,0 +1,207 @@
+//! The run store as the master's [`Journal`]: what the master records goes
+//! into the store in one batch per driver turn; what an earlier life of the
+//! run finished comes back on resume.
+
+use crate::hash::{TaskIdentity, input_hash};
+use crate::record::{
+    AttemptEvent, AttemptOutcome, Batch, CacheEntry, FinishedTask, SubmittedTask, now_ns,
+};
+use crate::{InputHash, RunStore, StoredOutcome};
+use pymw_core::journal::{
+    Identity, Journal, JournalFinished, JournalOutcome, JournalTask, Recorded,
+};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// A [`RunStore`] the master records into.
+#[derive(Debug)]
+pub struct StoreJournal {
+    store: Mutex<Option<RunStore>>,
+    cache: bool,
+    /// Cache keys of the tasks in flight, to store their values when they
+    /// finish (only while the cache is on).
+    pending_cache: Mutex<HashMap<Identity, (u64, InputHash, &'static str)>>,
+}
+
+impl StoreJournal {
+    /// Records into `store`; `cache`: look values up in, and add them to, the
+    /// cross-run cache.
+    pub fn new(store: RunStore, cache: bool) -> Self {
+        StoreJournal {
+            store: Mutex::new(Some(store)),
+            cache,
+            pending_cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&RunStore) -> T) -> Option<T> {
+        let store = self.store.lock().unwrap_or_else(|e| e.into_inner());
+        store.as_ref().map(f)
+    }
+}
+
+fn outcome(outcome: JournalOutcome) -> AttemptOutcome {
+    match outcome {
+        JournalOutcome::Value(value) => AttemptOutcome::Value(value.into()),
+        JournalOutcome::Cached(value) => AttemptOutcome::Cached(value.into()),
+        JournalOutcome::Failed(failure) => AttemptOutcome::Failed(failure),
+        JournalOutcome::Lost { cause, retried } => AttemptOutcome::Lost { cause, retried },
+        JournalOutcome::TimedOut { after } => AttemptOutcome::TimedOut {
+            after_ns: after.as_nanos() as u64,
+        },
+        JournalOutcome::Cancelled => AttemptOutcome::Cancelled,
+        JournalOutcome::Backend { message } => AttemptOutcome::Backend { message },
+        _ => AttemptOutcome::Backend {
+            message: "an outcome this store does not know".into(),
+        },
+    }
+}
+
+impl Journal for StoreJournal {
+    fn identify(&self, fingerprint: u64, input: &[u8], position: u64) -> Identity {
+        TaskIdentity::new(fingerprint, input, position).0
+    }
+
+    fn recorded(&self) -> Result<HashMap<Identity, Recorded>, String> {
+        let finished = self
+            .with(|store| store.load_finished())
+            .ok_or("the run store is closed")?
+            .map_err(|e| e.to_string())?;
+        let mut recorded = HashMap::with_capacity(finished.len());
+        for (identity, stored) in finished {
+            let entry = match stored {
+                StoredOutcome::Done { value, .. } => match value.into_bytes() {
+                    Ok(bytes) => Recorded::Value(bytes),
+                    // A value file that is gone: run the task again.
+                    Err(_) => continue,
+                },
+                // Only deterministic failures are final; a task lost or
+                // timed out in an earlier life runs again.
+                StoredOutcome::Failed { failure, .. } => match failure.to_failure() {
+                    Some(failure) => Recorded::Failed(failure),
+                    None => continue,
+                },
+            };
+            recorded.insert(identity.0, entry);
+        }
+        Ok(recorded)
+    }
+
+    fn cached(&self, fingerprint: u64, input: &[u8]) -> Option<Vec<u8>> {
+        if !self.cache {
+            return None;
+        }
+        self.with(|store| {
+            store
+                .cache_get(fingerprint, &input_hash(input))
+                .ok()
+                .flatten()
+        })
+        .flatten()
+    }
+
+    fn submitted(&self, tasks: Vec<JournalTask>) {
+        let now = now_ns();
+        let mut pending = self
+            .cache
+            .then(|| self.pending_cache.lock().unwrap_or_else(|e| e.into_inner()));
+        let submitted = tasks
+            .into_iter()
+            .map(|task| {
+                let hash = input_hash(&task.input);
+                if let Some(pending) = pending.as_mut() {
+                    pending.insert(task.identity, (task.fingerprint, hash, task.task));
+                }
+                SubmittedTask {
+                    identity: TaskIdentity(task.identity),
+                    task: task.task.into(),
+                    fingerprint: task.fingerprint,
+                    position: task.position,
+                    input_hash: hash,
+                    submitted_ns: now,
+                }
+            })
+            .collect();
+        drop(pending);
+        let batch = Batch {
+            submitted,
+            ..Batch::default()
+        };
+        self.with(|store| store.record(batch));
+    }
+
+    fn started(&self, attempts: Vec<(Identity, u32)>) {
+        let now = now_ns();
+        let started = attempts
+            .into_iter()
+            .map(|(identity, attempt)| AttemptEvent {
+                identity: TaskIdentity(identity),
+                attempt,
+                job_id: None,
+                host: None,
+                at_ns: now,
+            })
+            .collect();
+        let batch = Batch {
+            started,
+            ..Batch::default()
+        };
+        self.with(|store| store.record(batch));
+    }
+
+    fn finished(&self, attempts: Vec<JournalFinished>) {
+        let now = now_ns();
+        let mut cache_entries = Vec::new();
+        let mut pending = self
+            .cache
+            .then(|| self.pending_cache.lock().unwrap_or_else(|e| e.into_inner()));
+        let finished = attempts
+            .into_iter()
+            .map(|finished| {
+                if let Some(pending) = pending.as_mut()
+                    && let Some((fingerprint, input_hash, task)) =
+                        pending.remove(&finished.identity)
+                    && let JournalOutcome::Value(value) = &finished.outcome
+                {
+                    cache_entries.push(CacheEntry {
+                        fingerprint,
+                        input_hash,
+                        task: task.into(),
+                        value: value.clone(),
+                    });
+                }
+                FinishedTask {
+                    identity: TaskIdentity(finished.identity),
+                    attempt: finished.attempt,
+                    outcome: outcome(finished.outcome),
+                    stats: finished.stats,
+                    stderr_tail: finished.stderr_tail,
+                    started_ns: None,
+                    finished_ns: now,
+                }
+            })
+            .collect();
+        drop(pending);
+        let batch = Batch {
+            finished,
+            ..Batch::default()
+        };
+        self.with(|store| {
+            store.record(batch);
+            store.cache_put(cache_entries);
+        });
+    }
+
+    fn error(&self) -> Option<String> {
+        self.with(|store| store.error().map(|e| e.to_string()))
+            .flatten()
+    }
+
+    fn close(&self) -> Result<(), String> {
+        let store = self.store.lock().unwrap_or_else(|e| e.into_inner()).take();
+        match store {
+            Some(store) => store.close().map_err(|e| e.to_string()),
+            None => Ok(()),
+        }
+    }
+}
