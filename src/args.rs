@@ -2,6 +2,7 @@
 
 use crate::{Error, MasterConfig};
 use pymw_core::Backend;
+pub use pymw_core::parse_duration;
 use std::time::Duration;
 
 /// The engines this build of pymw can run tasks on.
@@ -178,43 +179,5 @@ impl Args {
         let backend = self.backend()?;
         let config = self.config_for(&*backend)?;
         crate::blocking::Master::start_with(backend, config)
-    }
-}
-
-/// Parses `90`, `90s`, `5m`, `2h`, `1d`, `250ms`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration: write e.g. 30s, 5m, 2h"))?;
-    let seconds = match unit.trim() {
-        "" | "s" => number,
-        "ms" => number / 1000.0,
-        "m" | "min" => number * 60.0,
-        "h" => number * 3600.0,
-        "d" => number * 86400.0,
-        other => {
-            return Err(format!(
-                "unknown unit `{other}` in `{text}`: use ms, s, m, h or d"
-            ));
-        }
-    };
-    Duration::try_from_secs_f64(seconds).map_err(|e| format!("`{text}`: {e}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert!(parse_duration("5 parsecs").unwrap_err().contains("parsecs"));
     }
 }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use pymw_core::backend::{AttemptKey, Backend, BackendError, Dispatch, EventSink};
+pub use pymw_core::parse_duration;
 
 use crate::app_version::PLATFORM_X86_64_LINUX;
 use crate::project::{ProjectEngine, ProjectSettings};
@@ -433,31 +434,6 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
         return Err(format!("`{text}` is out of range"));
     }
     Ok(bytes as u64)
-}
-
-/// Parses `90`, `90s`, `5m`, `2h`, `7d`, `250ms`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration: write e.g. 30s, 5m, 2h, 7d"))?;
-    let seconds = match unit.trim() {
-        "" | "s" => number,
-        "ms" => number / 1000.0,
-        "m" | "min" => number * 60.0,
-        "h" => number * 3600.0,
-        "d" => number * 86400.0,
-        other => {
-            return Err(format!(
-                "unknown unit `{other}` in `{text}`: use ms, s, m, h or d"
-            ));
-        }
-    };
-    Duration::try_from_secs_f64(seconds).map_err(|e| format!("`{text}`: {e}"))
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ pub mod master;
 mod progress;
 pub mod registry;
 pub mod sys;
+pub mod units;
 pub mod wire;
 pub mod worker;
 
@@ -25,6 +26,7 @@ pub use master::{
     TaskSet,
 };
 pub use registry::Task;
+pub use units::parse_duration;
 pub use wire::{Failure, WorkerStats};
 pub use worker::init;
 
