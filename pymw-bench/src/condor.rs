@@ -335,21 +335,6 @@ fn settle(dir: &Path) -> anyhow::Result<Duration> {
     }
 }
 
-fn input_envelope(i: u64) -> Vec<u8> {
-    let task = add_one::task();
-    let payload = pymw::core::wire::encode_payload(&i);
-    let mut bytes = Vec::new();
-    pymw::core::wire::encode_input(
-        &pymw::core::wire::InputBody {
-            task: task.name(),
-            fingerprint: (task.entry().fingerprint)(),
-            payload: &payload,
-        },
-        &mut bytes,
-    );
-    bytes
-}
-
 fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
@@ -444,7 +429,10 @@ fn raw_run(opts: &CondorBench, base: &Path, exe: &Path, round: usize) -> anyhow:
         std::fs::copy(exe, &binary)?;
         set_mode(&binary, 0o755)?;
         for i in 0..n {
-            std::fs::write(dir.join(format!("in.{i}")), input_envelope(i))?;
+            std::fs::write(
+                dir.join(format!("in.{i}")),
+                add_one::task().input_envelope(&i),
+            )?;
         }
         let log = dir.join("events.log");
         let task = add_one::task().name();

@@ -268,16 +268,7 @@ fn process_per_task(n: u64) -> anyhow::Result<f64> {
     for i in 0..n {
         let input = dir.join(format!("in-{i}"));
         let output = dir.join(format!("out-{i}"));
-        let payload = pymw::core::wire::encode_payload(&i);
-        let mut bytes = Vec::new();
-        pymw::core::wire::encode_input(
-            &pymw::core::wire::InputBody {
-                task: task.name(),
-                fingerprint: (task.entry().fingerprint)(),
-                payload: &payload,
-            },
-            &mut bytes,
-        );
+        let bytes = task.input_envelope(&i);
         std::fs::write(&input, bytes)?;
         let status = std::process::Command::new(&exe)
             .args(["__pymw", "worker", "--task", task.name(), "--input"])

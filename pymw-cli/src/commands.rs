@@ -615,7 +615,7 @@ pub(crate) fn clean(root: &Path, args: &CleanArgs, json: bool) -> Result<()> {
                 _ if !dir.join(pymw_store::DB_FILE).exists() => {
                     Err(format!("no run named `{run}`"))
                 }
-                _ => Ok(dir_size(&dir)),
+                _ => Ok(pymw_store::dir_size(&dir)),
             }
         } else {
             remove_run(root, run, args.force).map_err(|e| e.to_string())
@@ -649,7 +649,7 @@ pub(crate) fn clean(root: &Path, args: &CleanArgs, json: bool) -> Result<()> {
                 continue;
             }
             bytes_freed += if path.is_dir() {
-                dir_size(&path)
+                pymw_store::dir_size(&path)
             } else {
                 path.metadata().map_or(0, |m| m.len())
             };
@@ -709,18 +709,4 @@ pub(crate) fn clean(root: &Path, args: &CleanArgs, json: bool) -> Result<()> {
         bail!("{failures} could not be removed (see above)");
     }
     Ok(())
-}
-
-fn dir_size(path: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(path) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|entry| match entry.metadata() {
-            Ok(meta) if meta.is_dir() => dir_size(&entry.path()),
-            Ok(meta) => meta.len(),
-            Err(_) => 0,
-        })
-        .sum()
 }

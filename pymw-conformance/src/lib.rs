@@ -58,6 +58,20 @@ fn nanos() -> u128 {
         .map_or(0, |d| d.as_nanos())
 }
 
+/// Makes a child process meet Ctrl-C as a program a person runs in a
+/// terminal does: with SIGINT's default disposition. A test run in the
+/// background (as CI may be) inherits SIGINT ignored.
+pub fn as_in_a_terminal(command: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: signal() is async-signal-safe and only touches the child.
+    unsafe {
+        command.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+}
+
 /// Master settings for cases: no progress output.
 pub fn quiet() -> MasterConfig {
     MasterConfig {

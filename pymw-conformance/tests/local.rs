@@ -151,21 +151,11 @@ fn orphan_master() {
 
 fn master_then_signal(signal: i32) -> CaseResult {
     use std::io::BufRead;
-    use std::os::unix::process::CommandExt;
     let mut command = Command::new(std::env::current_exe().map_err(|e| e.to_string())?);
     command
         .env(ROLE_ENV, "orphan-master")
         .stdout(Stdio::piped());
-    // A master a person runs in a terminal has the default disposition of
-    // SIGINT; a test run in the background (as CI may be) inherits SIGINT
-    // ignored, so restore what Ctrl-C meets in a terminal.
-    // SAFETY: signal() is async-signal-safe and only touches the child.
-    unsafe {
-        command.pre_exec(|| {
-            libc::signal(libc::SIGINT, libc::SIG_DFL);
-            Ok(())
-        });
-    }
+    pymw_conformance::as_in_a_terminal(&mut command);
     let mut child = command.spawn().map_err(|e| e.to_string())?;
     let mut line = String::new();
     std::io::BufReader::new(child.stdout.take().expect("piped"))

@@ -105,6 +105,23 @@ impl<A: Serialize, R: DeserializeOwned> Task<A, R> {
     pub fn entry(&self) -> &'static TaskEntry {
         self.entry
     }
+
+    /// An input envelope for running this task on `args` with
+    /// `BIN __pymw worker --task NAME --input FILE ...`: for tests, tools,
+    /// and re-running a task by hand.
+    pub fn input_envelope(&self, args: &A) -> Vec<u8> {
+        let payload = crate::wire::encode_payload(args);
+        let mut bytes = Vec::new();
+        crate::wire::encode_input(
+            &crate::wire::InputBody {
+                task: self.entry.name,
+                fingerprint: (self.entry.fingerprint)(),
+                payload: &payload,
+            },
+            &mut bytes,
+        );
+        bytes
+    }
 }
 
 /// A stable 64-bit FNV-1a hash: the same on every platform and build, unlike

@@ -78,7 +78,7 @@ pub use hash::{IdentityHash, IdentityHasher, InputHash, ParseHexError, TaskIdent
 pub use journal::StoreJournal;
 pub use read::{
     AttemptRecord, Counts, RunInfo, RunListing, RunReader, RunState, TaskDetail, TaskRecord,
-    age_ns, list_runs, remove_run,
+    age_ns, dir_size, list_runs, remove_run,
 };
 pub use record::{
     AttemptEvent, AttemptOutcome, AttemptState, Batch, CacheEntry, FailureKind, FinishedTask,

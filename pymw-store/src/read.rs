@@ -831,7 +831,8 @@ pub struct RunListing {
     pub size_bytes: u64,
 }
 
-fn dir_size(path: &Path) -> u64 {
+/// Bytes of every file under `path` (0 for what cannot be read).
+pub fn dir_size(path: &Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(path) else {
         return 0;
     };
