@@ -254,6 +254,7 @@ fn dispatch(
         input: wire::encode_payload(&arg).into(),
         attempt: 0,
         resources,
+        reattach: None,
     }
 }
 

@@ -492,6 +492,7 @@ fn remote_mode_submits_follows_fetches_and_retires() {
         input: wire::encode_payload(&x).into(),
         attempt: 0,
         resources: None,
+        reattach: None,
     };
     backend
         .submit(vec![dispatch(1, 1), dispatch(2, 2), dispatch(3, 3)])

@@ -492,6 +492,9 @@ pub struct CondorBackend {
     validated: Vec<Resources>,
     /// Removes the run's jobs if this process dies without shutting down.
     reaper: Option<Reaper>,
+    /// The run store's name, when the master keeps one: jobs outlive a
+    /// master that dies, for the next one to follow.
+    resumable: Option<String>,
 }
 
 /// A `/bin/sh` child, in its own process group, that reads one line from a
@@ -566,6 +569,7 @@ impl CondorBackend {
             threads: Vec::new(),
             validated: Vec::new(),
             reaper: None,
+            resumable: None,
         }
     }
 
@@ -704,6 +708,22 @@ struct State {
     stop_follower: bool,
     /// Clusters submitted so far (names the submit files).
     clusters: u64,
+    /// Event logs of earlier masters of the run whose jobs are followed.
+    earlier_logs: Vec<EarlierLog>,
+    /// Run directories of earlier masters whose jobs were followed: removed
+    /// with this one's.
+    earlier_dirs: Vec<PathBuf>,
+}
+
+/// The event log of an earlier master of the run, and the jobs followed
+/// through it.
+#[derive(Debug)]
+struct EarlierLog {
+    path: PathBuf,
+    jobs: Vec<JobId>,
+    /// Jobs that were not in the queue when they were taken over: their end
+    /// must be in the log already, or it will never be.
+    vanished: Vec<JobId>,
 }
 
 #[derive(Debug)]
@@ -806,9 +826,9 @@ fn binary_name() -> String {
         .map_or_else(|| "pymw-worker".to_owned(), |n| sanitize(&n))
 }
 
-/// `BINARY-YYYYMMDDTHHMMSSZ-PID`, then `...-PID-2`, `...-PID-3` for more
+/// `PREFIX-YYYYMMDDTHHMMSSZ-PID`, then `...-PID-2`, `...-PID-3` for more
 /// masters of one process (they may start within the same second).
-fn default_run_name() -> String {
+fn life_name(prefix: &str) -> String {
     static MASTERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     let n = MASTERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let secs = std::time::SystemTime::now()
@@ -818,7 +838,7 @@ fn default_run_name() -> String {
     let (y, m, d) = civil_from_days(days as i64);
     let mut name = format!(
         "{}-{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z-{}",
-        binary_name(),
+        sanitize(prefix),
         rem / 3600,
         rem % 3600 / 60,
         rem % 60,
@@ -911,9 +931,14 @@ fn copy_executable(from: &Path, to: &Path) -> Result<(), String> {
 }
 
 /// Makes the run directory and checks everything before the first submit.
+/// Makes the run directory and checks the schedd and the binaries.
+/// `resumable`: the run store's name, which is then the jobs'
+/// `JobBatchName` for every master of the run, each with a directory of its
+/// own (`NAME-TIME-PID`).
 fn prepare(
     config: &CondorConfig,
     dir_mode: u32,
+    resumable: Option<&str>,
 ) -> Result<(RunPaths, Tools, Vec<Platform>), String> {
     let base = if config.dir.is_absolute() {
         config.dir.clone()
@@ -927,12 +952,19 @@ fn prepare(
             .map_err(|e| format!("cannot create {}: {e}", base.display()))?;
         let _ = set_mode(&base, dir_mode);
     }
-    let name = config.run_name.clone().unwrap_or_else(default_run_name);
+    let (name, dir_name) = match (config.run_name.as_deref(), resumable) {
+        (Some(name), None) => (name.to_owned(), name.to_owned()),
+        (None, None) => {
+            let name = life_name(&binary_name());
+            (name.clone(), name)
+        }
+        (Some(name), Some(_)) | (None, Some(name)) => (name.to_owned(), life_name(name)),
+    };
     check_item("run name", &name).map_err(|e| e.to_string())?;
     if name.contains('/') {
         return Err(format!("run name {name:?} must not contain '/'"));
     }
-    let dir = base.join(&name);
+    let dir = base.join(&dir_name);
     match std::fs::create_dir(&dir) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
@@ -1043,7 +1075,8 @@ impl Backend for CondorBackend {
 
     fn start(&mut self, events: EventSink) -> Result<(), BackendError> {
         let dir_mode = self.config.dir_mode.unwrap_or_else(default_dir_mode);
-        let (paths, tools, platforms) = prepare(&self.config, dir_mode).map_err(error)?;
+        let (paths, tools, platforms) =
+            prepare(&self.config, dir_mode, self.resumable.as_deref()).map_err(error)?;
         let (commands, command_rx) = mpsc::channel();
         let shared = Arc::new(Shared {
             config: self.config.clone(),
@@ -1058,6 +1091,8 @@ impl Backend for CondorBackend {
                 shutdown: false,
                 stop_follower: false,
                 clusters: 0,
+                earlier_logs: Vec::new(),
+                earlier_dirs: Vec::new(),
             }),
             wake: Condvar::new(),
             events,
@@ -1068,7 +1103,8 @@ impl Backend for CondorBackend {
             let _ = std::fs::remove_dir_all(&shared.paths.dir);
             return Err(error(message));
         }
-        if !self.config.leave_running {
+        // A resumable run's jobs stay for the next master to follow.
+        if !self.config.leave_running && self.resumable.is_none() {
             match spawn_reaper(&shared) {
                 Ok(reaper) => self.reaper = Some(reaper),
                 Err(e) => {
@@ -1151,6 +1187,10 @@ impl Backend for CondorBackend {
         }
     }
 
+    fn resumable(&mut self, run: &str) {
+        self.resumable = Some(run.to_owned());
+    }
+
     fn capacity_hint(&self) -> usize {
         self.config.max_in_flight.max(1)
     }
@@ -1208,11 +1248,13 @@ impl Backend for CondorBackend {
         for thread in threads {
             let _ = thread.join();
         }
-        if !leave
-            && !shared.config.keep_files
-            && let Err(e) = std::fs::remove_dir_all(&shared.paths.dir)
-        {
-            tracing::debug!(error = %e, "cannot remove the run directory");
+        if !leave && !shared.config.keep_files {
+            let earlier = std::mem::take(&mut shared.lock().earlier_dirs);
+            for dir in earlier.iter().chain([&shared.paths.dir]) {
+                if let Err(e) = std::fs::remove_dir_all(dir) {
+                    tracing::debug!(dir = %dir.display(), error = %e, "cannot remove a run directory");
+                }
+            }
         }
         if let Some(mut reaper) = self.reaper.take() {
             // Everything is cleaned up: the reaper may go without doing anything.
@@ -1277,6 +1319,8 @@ fn submitter(shared: &Shared) {
             // What is left over is due at once.
             state.pending_since =
                 (!state.pending.is_empty()).then(|| Instant::now() - shared.config.coalesce);
+            // Registered at once, so that a cancel finds each of them; a job
+            // of an earlier master that is followed instead takes its place.
             for d in &batch {
                 state.tracker.add(d.key, d.task, shared.task_dir(d.key));
             }
@@ -1284,8 +1328,150 @@ fn submitter(shared: &Shared) {
             state.clusters += 1;
             (batch, seq)
         };
-        submit_batch(shared, batch, seq);
+        let (earlier, mut batch): (Vec<Dispatch>, Vec<Dispatch>) =
+            batch.into_iter().partition(|d| d.reattach.is_some());
+        if !earlier.is_empty() {
+            batch.extend(take_over(shared, earlier));
+        }
+        if !batch.is_empty() {
+            submit_batch(shared, batch, seq);
+        }
     }
+}
+
+/// The job id a master records for an attempt (see [`Event::Queued`]):
+/// `CLUSTER.PROC@TASK_DIR`, enough for a later master to follow the job
+/// through the event log next to the task directory
+/// (`RUN_DIR/tasks/KEY` → `RUN_DIR/events.log`).
+fn job_ref(job: JobId, task_dir: &Path) -> String {
+    format!("{job}@{}", task_dir.display())
+}
+
+/// A [`job_ref`] read back: the job, its task directory and its event log.
+fn parse_job_ref(text: &str) -> Option<(JobId, PathBuf, PathBuf)> {
+    let (job, dir) = text.split_once('@')?;
+    let job = job.parse().ok()?;
+    let dir = PathBuf::from(dir);
+    let log = dir.parent()?.parent()?.join("events.log");
+    dir.is_absolute().then_some((job, dir, log))
+}
+
+/// Takes over the jobs earlier masters of the run left in HTCondor: each
+/// attempt follows its job through that master's event log, when the job's
+/// directory and log are still there. Returns the attempts that must be
+/// submitted anew instead (their old jobs, if any, are removed first, so a
+/// task never runs twice at once).
+fn take_over(shared: &Shared, earlier: Vec<Dispatch>) -> Vec<Dispatch> {
+    let mut fresh = Vec::new();
+    let mut follow = Vec::new();
+    let mut remove = Vec::new();
+    for mut dispatch in earlier {
+        let job_ref = dispatch.reattach.take().unwrap_or_default();
+        match parse_job_ref(&job_ref) {
+            Some((job, dir, log)) if dir.join("in").is_file() && log.is_file() => {
+                follow.push((dispatch, job, dir, log));
+            }
+            parsed => {
+                tracing::warn!(job = %job_ref, "cannot follow a job of an earlier master (its files are gone): submitting the task again");
+                if let Some((job, ..)) = parsed {
+                    remove.push(job);
+                }
+                fresh.push(dispatch);
+            }
+        }
+    }
+    if !remove.is_empty() {
+        let ids: Vec<String> = remove.iter().map(JobId::to_string).collect();
+        let args: Vec<&str> = ids.iter().map(String::as_str).collect();
+        // Gone already, most likely; a failure here only means that.
+        let _ = shared.tools.run("condor_rm", &args);
+    }
+    if follow.is_empty() {
+        return fresh;
+    }
+    // Which jobs are still queued, asked before their logs are read: a job
+    // that is not has its end in its log already, or never will.
+    let queued = queued_jobs(shared, follow.iter().map(|(_, job, ..)| job.cluster));
+    let mut state = shared.lock();
+    let mut cancelled = Vec::new();
+    for (dispatch, job, dir, log) in follow {
+        if state.tracker.is_cancelled(dispatch.key) {
+            state.tracker.forget(dispatch.key);
+            cancelled.push(job);
+            continue;
+        }
+        // The directory made for a new submission is not needed.
+        if let Some(unused) = state.tracker.forget(dispatch.key) {
+            let _ = std::fs::remove_dir(unused);
+        }
+        state.tracker.follow(dispatch.key, dispatch.task, dir, job);
+        let run_dir = log.parent().map(Path::to_path_buf);
+        if let Some(run_dir) = run_dir
+            && !state.earlier_dirs.contains(&run_dir)
+        {
+            state.earlier_dirs.push(run_dir);
+        }
+        let vanished = queued.as_ref().is_some_and(|q| !q.contains(&job));
+        match state.earlier_logs.iter_mut().find(|l| l.path == log) {
+            Some(entry) => {
+                entry.jobs.push(job);
+                if vanished {
+                    entry.vanished.push(job);
+                }
+            }
+            None => state.earlier_logs.push(EarlierLog {
+                path: log,
+                jobs: vec![job],
+                vanished: if vanished { vec![job] } else { Vec::new() },
+            }),
+        }
+    }
+    tracing::info!(
+        jobs = state.tracker.attempts(),
+        logs = state.earlier_logs.len(),
+        "following the jobs of earlier masters of this run"
+    );
+    drop(state);
+    if !cancelled.is_empty() {
+        let _ = shared.commands.send(JobCommand::Remove(cancelled));
+    }
+    fresh
+}
+
+/// The jobs of these clusters that are in the queue; `None` when the schedd
+/// does not answer (then every job counts as queued, and is waited for).
+fn queued_jobs(
+    shared: &Shared,
+    clusters: impl Iterator<Item = u64>,
+) -> Option<std::collections::HashSet<JobId>> {
+    let mut clusters: Vec<String> = clusters.map(|c| c.to_string()).collect();
+    clusters.sort();
+    clusters.dedup();
+    let mut queued = std::collections::HashSet::new();
+    for chunk in clusters.chunks(MAX_IDS_PER_COMMAND) {
+        let mut args = vec!["-af", "ClusterId", "ProcId"];
+        args.extend(chunk.iter().map(String::as_str));
+        let output = match shared.tools.run("condor_q", &args) {
+            Ok(output) if output.status.success() => output,
+            Ok(output) => {
+                tracing::warn!(output = %text_of(&output), "condor_q failed: waiting for every followed job");
+                return None;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "condor_q failed: waiting for every followed job");
+                return None;
+            }
+        };
+        for line in String::from_utf8_lossy(&output.stdout).lines() {
+            let mut words = line.split_whitespace();
+            if let (Some(c), Some(p)) = (words.next(), words.next())
+                && let (Ok(cluster), Ok(proc)) = (c.parse(), p.parse())
+            {
+                queued.insert(JobId { cluster, proc });
+            }
+        }
+    }
+    Some(queued)
 }
 
 /// Writes an attempt's input envelope into its own directory.
@@ -1358,6 +1544,23 @@ fn submit_batch(shared: &Shared, batch: Vec<Dispatch>, seq: u64) {
                     took = ?started.elapsed(),
                     "submitted a cluster"
                 );
+                // Recorded by the master at once: a master killed from now
+                // on leaves jobs the next one can follow.
+                let queued: Vec<Event> = group
+                    .iter()
+                    .zip(jobs.procs())
+                    .map(|((d, dir), proc)| Event::Queued {
+                        key: d.key,
+                        job_id: job_ref(
+                            JobId {
+                                cluster: jobs.cluster,
+                                proc,
+                            },
+                            dir,
+                        ),
+                    })
+                    .collect();
+                shared.events.send(queued);
                 let remove = shared.lock().tracker.submitted(&keys, jobs);
                 if !remove.is_empty() {
                     let _ = shared.commands.send(JobCommand::Remove(remove));
@@ -1420,14 +1623,81 @@ fn submit_cluster(
     Ok(jobs)
 }
 
+/// An earlier master's event log being read.
+struct EarlierFollower {
+    log: EventLogFollower,
+    path: PathBuf,
+    /// Read to its end once: jobs that had vanished can be settled.
+    caught_up: bool,
+}
+
+/// Reads the event logs of earlier masters of the run, for the jobs taken
+/// over from them; stops reading a log when none of its jobs matters.
+fn follow_earlier(shared: &Shared, followers: &mut Vec<EarlierFollower>) {
+    {
+        let state = shared.lock();
+        for entry in &state.earlier_logs {
+            if !followers.iter().any(|f| f.path == entry.path) {
+                followers.push(EarlierFollower {
+                    log: EventLogFollower::new(&entry.path),
+                    path: entry.path.clone(),
+                    caught_up: false,
+                });
+            }
+        }
+    }
+    let mut steps = Vec::new();
+    followers.retain_mut(|follower| {
+        let events = match follower.log.poll() {
+            Ok(events) => events,
+            Err(e) => {
+                tracing::warn!(log = %follower.path.display(), error = %e, "cannot read an earlier master's event log");
+                Vec::new()
+            }
+        };
+        let mut state = shared.lock();
+        for event in &events {
+            state.tracker.handle_earlier(event, &mut steps);
+        }
+        if !follower.caught_up && follower.log.caught_up() {
+            follower.caught_up = true;
+            let Some(entry) = state.earlier_logs.iter_mut().find(|l| l.path == follower.path)
+            else {
+                return false;
+            };
+            let vanished = std::mem::take(&mut entry.vanished);
+            for job in vanished {
+                steps.extend(state.tracker.vanished(job));
+            }
+        }
+        let state = &mut *state;
+        let Some(index) = state.earlier_logs.iter().position(|l| l.path == follower.path) else {
+            return false;
+        };
+        let tracker = &state.tracker;
+        state.earlier_logs[index].jobs.retain(|job| tracker.is_tracked(*job));
+        if state.earlier_logs[index].jobs.is_empty() && follower.caught_up {
+            state.earlier_logs.remove(index);
+            return false;
+        }
+        true
+    });
+    if !steps.is_empty() {
+        carry_out(shared, steps);
+        shared.wake.notify_all();
+    }
+}
+
 /// Reads the run's event log as it grows and reports what it says.
 fn follower(shared: &Shared) {
     let mut log = EventLogFollower::new(&shared.paths.event_log);
+    let mut earlier = Vec::new();
     let mut failing = false;
     loop {
         if shared.lock().stop_follower {
             return;
         }
+        follow_earlier(shared, &mut earlier);
         let events = match log.poll() {
             Ok(events) => {
                 failing = false;
@@ -1583,6 +1853,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn job_refs_find_the_job_its_directory_and_its_log() {
+        let job = JobId {
+            cluster: 46,
+            proc: 3,
+        };
+        let text = job_ref(job, Path::new("/shared/run-1/tasks/17"));
+        assert_eq!(text, "46.3@/shared/run-1/tasks/17");
+        assert_eq!(
+            parse_job_ref(&text),
+            Some((
+                job,
+                PathBuf::from("/shared/run-1/tasks/17"),
+                PathBuf::from("/shared/run-1/events.log")
+            ))
+        );
+        for bad in ["46.3", "46.3@tasks/17", "x@/a/b/c", "46.3@/"] {
+            assert_eq!(parse_job_ref(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
     fn sizes_parse_to_mib() {
         assert_eq!(parse_mib("512"), Ok(512));
         assert_eq!(parse_mib("512M"), Ok(512));
@@ -1653,10 +1944,11 @@ mod tests {
         assert_eq!(sanitize("my app (v2)"), "my_app__v2_");
         assert_eq!(sanitize("..x"), "x");
         assert_eq!(sanitize(""), "pymw");
-        let name = default_run_name();
+        let name = life_name(&binary_name());
         assert!(check_item("run name", &name).is_ok(), "{name}");
         assert!(name.contains(&format!("-{}", std::process::id())));
-        assert_ne!(default_run_name(), default_run_name());
+        assert_ne!(life_name("run"), life_name("run"));
+        assert!(life_name("my run").starts_with("my_run-"));
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(20_781), (2026, 11, 24));
         assert_eq!(civil_from_days(11_016), (2000, 2, 29));

@@ -1196,6 +1196,12 @@ impl EventLogFollower {
         self.reader.offset()
     }
 
+    /// Whether every byte the file holds now has been read (a poll reads at
+    /// most a few MiB). A missing file counts as read.
+    pub fn caught_up(&self) -> bool {
+        std::fs::metadata(&self.path).map_or(true, |m| m.len() <= self.read_to)
+    }
+
     /// Read what was appended since the last poll and return the events it
     /// completes. After an error, the next poll carries on past the bad event
     /// and also returns the good events read together with it.

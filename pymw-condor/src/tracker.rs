@@ -27,6 +27,19 @@ impl fmt::Display for JobId {
     }
 }
 
+impl std::str::FromStr for JobId {
+    type Err = ();
+
+    /// `46.3`.
+    fn from_str(text: &str) -> Result<Self, ()> {
+        let (cluster, proc) = text.split_once('.').ok_or(())?;
+        Ok(JobId {
+            cluster: cluster.parse().map_err(drop)?,
+            proc: proc.parse().map_err(drop)?,
+        })
+    }
+}
+
 /// What to do about a job that went on hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum HoldDecision {
@@ -263,6 +276,48 @@ impl Tracker {
         remove
     }
 
+    /// An attempt that follows a job an earlier master of the run submitted
+    /// (its events come from that master's event log).
+    pub(crate) fn follow(
+        &mut self,
+        key: AttemptKey,
+        task: &'static TaskEntry,
+        dir: PathBuf,
+        job: JobId,
+    ) {
+        self.attempts.insert(
+            key,
+            Attempt {
+                task,
+                dir,
+                job: Some(job),
+                releases: 0,
+                cancelled: false,
+            },
+        );
+        self.jobs.insert(job, key);
+    }
+
+    /// Whether a job still matters: followed, or being removed by us.
+    pub(crate) fn is_tracked(&self, job: JobId) -> bool {
+        self.jobs.contains_key(&job) || self.removing.contains_key(&job)
+    }
+
+    /// A followed job that left the queue without a word in its log: its
+    /// attempt is settled as lost.
+    pub(crate) fn vanished(&mut self, job: JobId) -> Option<Step> {
+        let (key, attempt) = self.settle(job)?;
+        Some(Step::Event(Event::Lost {
+            key,
+            cause: format!(
+                "HTCondor job {job} of an earlier master of this run is no longer in the queue, \
+                 and its event log does not say how it ended (its files: {})",
+                attempt.dir.display()
+            ),
+            stderr_tail: String::new(),
+        }))
+    }
+
     /// Drops an attempt that never became a job (its submit failed).
     pub(crate) fn forget(&mut self, key: AttemptKey) -> Option<PathBuf> {
         let attempt = self.attempts.remove(&key)?;
@@ -314,6 +369,16 @@ impl Tracker {
 
     /// Translates one event of the run's log into steps.
     pub(crate) fn handle(&mut self, event: &JobEvent, steps: &mut Vec<Step>) {
+        self.handle_from(event, steps, true);
+    }
+
+    /// Translates one event of an earlier master's log into steps. Its task
+    /// keys are that master's, so its submit events name nothing here.
+    pub(crate) fn handle_earlier(&mut self, event: &JobEvent, steps: &mut Vec<Step>) {
+        self.handle_from(event, steps, false);
+    }
+
+    fn handle_from(&mut self, event: &JobEvent, steps: &mut Vec<Step>, own_log: bool) {
         let id = JobId {
             cluster: event.cluster,
             proc: event.proc,
@@ -322,7 +387,7 @@ impl Tracker {
             match &event.kind {
                 // The task key rides in submit_event_notes: a job can be
                 // followed before condor_submit has even returned its id.
-                JobEventKind::Submitted { notes: Some(notes) } => self.learn(id, notes),
+                JobEventKind::Submitted { notes: Some(notes) } if own_log => self.learn(id, notes),
                 // A job we removed has left the queue.
                 JobEventKind::Aborted { .. } | JobEventKind::Terminated { .. } => {
                     if let Some(dir) = self.removing.remove(&id) {
@@ -586,6 +651,76 @@ mod tests {
             2,
             &["7 started", "7 ended (gone) exited with exit code 0"],
         );
+    }
+
+    #[test]
+    fn jobs_of_an_earlier_master_are_followed_under_new_keys() {
+        for format in ["text", "json"] {
+            let events = events(format, "b-cluster5");
+            let cluster = events[0].cluster;
+            let followed = JobId { cluster, proc: 2 };
+            let mut tracker = Tracker::new(2);
+            // This master's attempt 2, not submitted yet, and attempt 40,
+            // which follows the earlier master's job C.2.
+            tracker.add(2, task(), PathBuf::from("/t/2"));
+            tracker.follow(40, task(), PathBuf::from("/old/tasks/2"), followed);
+            let mut steps = Vec::new();
+            for event in &events {
+                let mut event = event.clone();
+                // The earlier master's keys ride in its submit notes.
+                if let JobEventKind::Submitted { notes } = &mut event.kind {
+                    *notes = Some(event.proc.to_string());
+                }
+                tracker.handle_earlier(&event, &mut steps);
+            }
+            let got: Vec<String> = steps.iter().map(summary).collect();
+            assert_eq!(
+                got,
+                ["40 started", "40 ended (gone) exited with exit code 0"],
+                "{format}"
+            );
+            let Step::Ended(ended) = &steps[1] else {
+                panic!("{format}: {got:?}")
+            };
+            assert_eq!(ended.dir, Path::new("/old/tasks/2"), "{format}");
+            // Attempt 2 was not bound to an earlier master's job by its notes.
+            assert_eq!(tracker.attempts(), 1, "{format}");
+            assert!(!tracker.is_tracked(followed), "{format}");
+        }
+    }
+
+    #[test]
+    fn a_followed_job_that_vanished_is_lost_with_its_files_named() {
+        let mut tracker = Tracker::new(2);
+        let job = JobId {
+            cluster: 46,
+            proc: 3,
+        };
+        tracker.follow(5, task(), PathBuf::from("/old/tasks/9"), job);
+        let Some(Step::Event(Event::Lost { key, cause, .. })) = tracker.vanished(job) else {
+            panic!("no lost attempt")
+        };
+        assert_eq!(key, 5);
+        assert!(
+            cause.contains("46.3") && cause.contains("/old/tasks/9"),
+            "{cause}"
+        );
+        assert_eq!(tracker.attempts(), 0);
+        assert!(tracker.vanished(job).is_none());
+    }
+
+    #[test]
+    fn job_ids_parse() {
+        assert_eq!(
+            "46.3".parse(),
+            Ok(JobId {
+                cluster: 46,
+                proc: 3
+            })
+        );
+        for bad in ["46", "46.", ".3", "a.b", "46.3.1", ""] {
+            assert!(bad.parse::<JobId>().is_err(), "{bad}");
+        }
     }
 
     #[test]

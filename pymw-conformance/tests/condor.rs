@@ -2,7 +2,8 @@
 //! shows: a job held for an unreadable input (reported with its hold reason),
 //! a job removed from outside with `condor_rm`, an output corrupted before the
 //! master reads it, one cluster per batch, resources and names on the job ad,
-//! and binaries for other platforms.
+//! binaries for other platforms, and a killed master of a named run whose
+//! jobs the next master follows instead of submitting them again.
 //!
 //! It needs a pool: `testbeds/condor/up.sh` (as root) and
 //! `eval "$(testbeds/condor/up.sh --print-env)"`, then
@@ -36,11 +37,18 @@ fn fail(message: &str) -> ! {
 /// Set in a child copy of this binary to make it a master that starts jobs,
 /// says so, and waits to be killed.
 const ROLE_ENV: &str = "PYMW_CONDOR_TEST_ROLE";
+/// Set in a child copy of this binary to make it a master of a named run
+/// (`RUNS_DIR STORE_ROOT RUN`, see [`resumable_master`]).
+const RESUMABLE_ENV: &str = "PYMW_CONDOR_TEST_RESUMABLE";
 
 fn main() {
     pymw::init();
     if let Ok(role) = std::env::var(ROLE_ENV) {
         doomed_master(&role);
+        return;
+    }
+    if let Ok(role) = std::env::var(RESUMABLE_ENV) {
+        resumable_master(&role);
         return;
     }
     let filters: Vec<String> = std::env::args()
@@ -128,6 +136,10 @@ fn main() {
         Case {
             name: "interrupted_master_leaves_no_job",
             run: interrupted_master_leaves_no_job,
+        },
+        Case {
+            name: "killed_master_of_a_run_is_followed_not_resubmitted",
+            run: killed_master_of_a_run_is_followed_not_resubmitted,
         },
     ];
     let code = pymw_conformance::run(&harness, extra, &filters);
@@ -651,4 +663,152 @@ fn killed_master_leaves_no_job(_: &Harness) -> CaseResult {
 
 fn interrupted_master_leaves_no_job(_: &Harness) -> CaseResult {
     master_then_signal(libc::SIGINT)
+}
+
+/// How long each task of [`resumable_master`] sleeps: two end while no
+/// master is alive, two are still running when the next master starts.
+const RESUMED_SLEEPS: [u64; 4] = [1_000, 1_000, 20_000, 20_000];
+
+/// The child's side of [`killed_master_of_a_run_is_followed_not_resubmitted`]:
+/// a master of the named run `RUN` (run store under `STORE_ROOT`, run
+/// directories under `RUNS_DIR`) maps `sleep_ms` over [`RESUMED_SLEEPS`],
+/// prints `running` once every job runs, and at the end prints the results.
+fn resumable_master(role: &str) {
+    let words: Vec<&str> = role.split(' ').collect();
+    let [runs, store_root, run] = words[..] else {
+        panic!("{RESUMABLE_ENV}={role}: expected RUNS_DIR STORE_ROOT RUN");
+    };
+    let store = pymw::store::RunStore::open(
+        store_root,
+        run,
+        pymw::store::OpenOptions::new().create(true).resume(true),
+    )
+    .expect("open the run store");
+    let config = MasterConfig {
+        journal: Some(pymw::JournalHandle(std::sync::Arc::new(
+            pymw::store::StoreJournal::new(store, false),
+        ))),
+        ..pymw_conformance::quiet()
+    };
+    let backend = CondorBackend::new(CondorConfig::new(runs).shared_filesystem(true));
+    let master = Master::start_with(Box::new(backend), config).expect("start a master");
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let values: Vec<String> = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let deadline = Instant::now() + Duration::from_secs(120);
+            while !done.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < deadline {
+                if master.status().running == RESUMED_SLEEPS.len() as u64 {
+                    println!("running");
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        let values = master
+            .map(tasks::sleep_ms::task(), RESUMED_SLEEPS)
+            .map(|r| r.map_or_else(|e| format!("error: {e}"), |v| v.to_string()))
+            .collect();
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        values
+    });
+    println!("results {}", values.join(" "));
+    // Dropped before exit: the backend cleans up what the run left.
+    drop(master);
+}
+
+/// Every job HTCondor ever had for the run: `cluster.proc`, queue and history.
+fn jobs_ever(name: &str) -> Result<Vec<String>, String> {
+    let constraint = format!("JobBatchName == \"{name}\"");
+    let mut jobs = Vec::new();
+    for tool in ["condor_q", "condor_history"] {
+        let (ok, text) = condor(
+            tool,
+            &["-constraint", &constraint, "-af", "ClusterId", "ProcId"],
+        )
+        .map_err(|e| e.to_string())?;
+        ensure!(ok, "{tool}: {text}");
+        jobs.extend(text.lines().map(|l| l.trim().replace(' ', ".")));
+    }
+    jobs.sort();
+    jobs.dedup();
+    Ok(jobs)
+}
+
+fn killed_master_of_a_run_is_followed_not_resubmitted(_: &Harness) -> CaseResult {
+    use std::io::BufRead;
+    let runs = RUNS.get().expect("set in main");
+    let store_root = runs.join("stores");
+    std::fs::create_dir_all(&store_root).map_err(|e| e.to_string())?;
+    let run = unique("resumed");
+    let role = format!("{} {} {run}", runs.display(), store_root.display());
+    let start = || -> Result<std::process::Child, String> {
+        let mut command = Command::new(std::env::current_exe().map_err(|e| e.to_string())?);
+        command
+            .env(RESUMABLE_ENV, &role)
+            .stdout(std::process::Stdio::piped());
+        command.spawn().map_err(|e| e.to_string())
+    };
+    // The first master: killed once every job runs.
+    let mut first = start()?;
+    let mut stdout = std::io::BufReader::new(first.stdout.take().expect("piped"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).map_err(|e| e.to_string())?;
+    ensure!(line.trim() == "running", "the first master said {line:?}");
+    let submitted = jobs_ever(&run)?;
+    ensure!(
+        submitted.len() == RESUMED_SLEEPS.len(),
+        "jobs of the run before the kill: {submitted:?}"
+    );
+    first.kill().map_err(|e| e.to_string())?;
+    let _ = first.wait();
+    // Its jobs stay, and the short ones end while no master is alive.
+    let mut live = Vec::new();
+    wait_until(
+        "the short jobs to end without a master",
+        Duration::from_secs(60),
+        || {
+            live = live_jobs(&run).unwrap_or_default();
+            live.len() == 2
+        },
+    )
+    .map_err(|e| format!("{e}: live jobs {live:?}"))?;
+
+    // The second master follows them: no job is submitted again.
+    let began = Instant::now();
+    let second = start()?;
+    let output = second.wait_with_output().map_err(|e| e.to_string())?;
+    let took = began.elapsed();
+    let text = String::from_utf8_lossy(&output.stdout);
+    ensure!(output.status.success(), "the second master failed: {text}");
+    let expected: Vec<String> = RESUMED_SLEEPS.iter().map(u64::to_string).collect();
+    let results = text
+        .lines()
+        .find_map(|l| l.strip_prefix("results "))
+        .unwrap_or_default();
+    ensure!(
+        results == expected.join(" "),
+        "the second master returned {results:?}, expected {:?}",
+        expected.join(" ")
+    );
+    let jobs = jobs_ever(&run)?;
+    ensure!(
+        jobs == submitted,
+        "jobs of the run: {jobs:?}; the first master had submitted {submitted:?}: the second submitted again"
+    );
+    ensure!(live_jobs(&run)?.is_empty(), "jobs left after the run ended");
+    let left: Vec<_> = std::fs::read_dir(runs)
+        .map_err(|e| e.to_string())?
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&run))
+        .map(|e| e.path())
+        .collect();
+    ensure!(
+        left.is_empty(),
+        "run directories left after the run ended: {left:?}"
+    );
+    println!(
+        "    {} jobs, each submitted once over two masters; the second took {took:.1?}",
+        jobs.len()
+    );
+    Ok(())
 }

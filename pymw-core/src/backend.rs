@@ -45,12 +45,30 @@ pub struct Dispatch {
     pub attempt: u32,
     /// What the task asks of the engine; `None` for the engine's defaults.
     pub resources: Option<Arc<Resources>>,
+    /// The engine's id of this attempt's job, as an earlier master of the
+    /// same run reported it in [`Event::Queued`]: a restarted master hands
+    /// the attempt back so that the backend follows that job (it may be
+    /// running, or even finished) instead of submitting it again. A backend
+    /// that cannot follow it (the engine no longer knows the job, or the
+    /// backend cannot re-attach at all, like the local one) runs the attempt
+    /// as a new one, after making sure the old job will not run too.
+    pub reattach: Option<String>,
 }
 
 /// What happened to an attempt.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Event {
+    /// The engine accepted the attempt under this id (an HTCondor job, a
+    /// BOINC work unit). Recorded in the run store at once, so that a
+    /// restarted master can follow the job ([`Dispatch::reattach`]); the
+    /// string is the backend's own and must let it find the job again.
+    Queued {
+        /// Which attempt.
+        key: AttemptKey,
+        /// The engine's id for it.
+        job_id: String,
+    },
     /// The attempt started running.
     Started {
         /// Which attempt.
@@ -142,6 +160,15 @@ pub trait Backend: Send + 'static {
     /// Stops these attempts if they are queued or running. No further event
     /// about them is needed.
     fn cancel(&mut self, keys: &[AttemptKey]);
+
+    /// The master keeps a run store under this name, so a later master may
+    /// resume the run ([`Dispatch::reattach`]). Called before
+    /// [`Backend::start`]. A backend whose jobs outlive the master keeps
+    /// them when this master dies instead of removing them, so that the
+    /// next master finds them; the default does nothing.
+    fn resumable(&mut self, run: &str) {
+        let _ = run;
+    }
 
     /// How many attempts in flight keep this engine busy; the default of
     /// `map`'s window is derived from it.

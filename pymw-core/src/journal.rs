@@ -83,6 +83,16 @@ pub enum Recorded {
     Failed(Failure),
 }
 
+/// An attempt an earlier life of the run handed to an engine and did not
+/// see end: the restarted master gives it back to the backend to follow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InFlight {
+    /// Which attempt (0 for the first).
+    pub attempt: u32,
+    /// The engine's id for its job, as the backend reported it.
+    pub job_id: String,
+}
+
 /// Where the master records a run. Recording methods are called from the
 /// master's driver in batches and must not block (hand the writing to a
 /// thread); a write that fails is reported by [`Journal::error`].
@@ -94,12 +104,23 @@ pub trait Journal: Send + Sync + 'static {
     /// master starts.
     fn recorded(&self) -> Result<HashMap<Identity, Recorded>, String>;
 
+    /// The run's name (backends use it to keep what a restart can follow).
+    fn run_name(&self) -> &str;
+
+    /// Attempts that earlier lives of this run handed to an engine, under a
+    /// job id, and did not see end; called once, when the master starts.
+    fn in_flight(&self) -> Result<HashMap<Identity, InFlight>, String>;
+
     /// A value from the cross-run result cache for this task and input, if
     /// the cache is on and holds one.
     fn cached(&self, fingerprint: u64, input: &[u8]) -> Option<Vec<u8>>;
 
     /// Tasks accepted.
     fn submitted(&self, tasks: Vec<JournalTask>);
+
+    /// Attempts the engine accepted: (task, attempt, the engine's job id).
+    /// Written promptly: a master killed a moment later must find them.
+    fn queued(&self, attempts: Vec<(Identity, u32, String)>);
 
     /// Attempts seen running: (task, attempt).
     fn started(&self, attempts: Vec<(Identity, u32)>);

@@ -7,7 +7,9 @@
 
 use crate::backend::{AttemptKey, Backend, Dispatch, Event, EventSink, Resources};
 use crate::error::{Error, TaskError};
-use crate::journal::{Identity, Journal, JournalFinished, JournalOutcome, JournalTask, Recorded};
+use crate::journal::{
+    Identity, InFlight, Journal, JournalFinished, JournalOutcome, JournalTask, Recorded,
+};
 use crate::registry::{Task, TaskEntry};
 use crate::wire::{Failure, WorkerStats};
 use serde::{Serialize, de::DeserializeOwned};
@@ -203,11 +205,19 @@ impl Master {
             Some(journal) => journal.recorded().map_err(Error::Journal)?,
             None => HashMap::new(),
         };
-        if !recorded.is_empty() {
+        let in_flight = match &journal {
+            Some(journal) => journal.in_flight().map_err(Error::Journal)?,
+            None => HashMap::new(),
+        };
+        if !recorded.is_empty() || !in_flight.is_empty() {
             tracing::info!(
                 finished = recorded.len(),
-                "resuming a run: finished tasks are not run again"
+                in_flight = in_flight.len(),
+                "resuming a run: finished tasks are not run again, jobs in flight are followed"
             );
+        }
+        if let Some(journal) = &journal {
+            backend.resumable(journal.run_name());
         }
         let (sink, events) = EventSink::channel();
         backend.start(sink)?;
@@ -234,8 +244,10 @@ impl Master {
             running: 0,
             journal,
             recorded,
+            in_flight,
             journal_failed: None,
             journal_submitted: Vec::new(),
+            journal_queued: Vec::new(),
             journal_started: Vec::new(),
             journal_finished: Vec::new(),
             last_fingerprint: None,
@@ -851,6 +863,8 @@ struct TaskState {
     running: bool,
     /// Its identity in the journal, when the run is journaled.
     identity: Option<Identity>,
+    /// The job of an earlier life of the run that its next attempt follows.
+    reattach: Option<String>,
 }
 
 impl TaskState {
@@ -880,9 +894,12 @@ struct Driver {
     journal: Option<Arc<dyn Journal>>,
     /// What earlier lives of the run finished, by identity.
     recorded: HashMap<Identity, Recorded>,
+    /// Jobs earlier lives of the run left in an engine, by identity.
+    in_flight: HashMap<Identity, InFlight>,
     /// Why the journal can no longer record: every task fails with it.
     journal_failed: Option<String>,
     journal_submitted: Vec<JournalTask>,
+    journal_queued: Vec<(Identity, u32, String)>,
     journal_started: Vec<(Identity, u32)>,
     journal_finished: Vec<JournalFinished>,
     /// The fingerprint of the task seen last (computing one hashes type names).
@@ -987,14 +1004,18 @@ impl Driver {
                         },
                         None => None,
                     };
+                    // A job an earlier life left in the engine: its attempt
+                    // goes on under the same number, followed, not resubmitted.
+                    let earlier = identity.and_then(|identity| self.in_flight.remove(&identity));
                     let state = TaskState {
                         entry: task.entry,
                         input: task.input,
                         options: task.options,
                         sink: task.sink,
-                        attempt: 0,
+                        attempt: earlier.as_ref().map_or(0, |e| e.attempt),
                         running: false,
                         identity,
+                        reattach: earlier.map(|e| e.job_id),
                     };
                     self.tasks.insert(task.id, state);
                     self.dispatch(task.id);
@@ -1136,6 +1157,7 @@ impl Driver {
             input: state.input.clone(),
             attempt: state.attempt - 1,
             resources,
+            reattach: state.reattach.take(),
         });
     }
 
@@ -1173,6 +1195,9 @@ impl Driver {
         };
         if !self.journal_submitted.is_empty() {
             journal.submitted(std::mem::take(&mut self.journal_submitted));
+        }
+        if !self.journal_queued.is_empty() {
+            journal.queued(std::mem::take(&mut self.journal_queued));
         }
         if !self.journal_started.is_empty() {
             journal.started(std::mem::take(&mut self.journal_started));
@@ -1228,6 +1253,14 @@ impl Driver {
     fn handle_events(&mut self, batch: Vec<Event>) {
         for event in batch {
             match event {
+                Event::Queued { key, job_id } => {
+                    if let Some(state) = self.current(key)
+                        && let Some(identity) = state.identity
+                    {
+                        let attempt = state.attempt - 1;
+                        self.journal_queued.push((identity, attempt, job_id));
+                    }
+                }
                 Event::Started { key } => {
                     let Some(state) = self.current(key) else {
                         continue;

@@ -8,7 +8,7 @@ use crate::record::{
 };
 use crate::{InputHash, RunStore, StoredOutcome};
 use pymw_core::journal::{
-    Identity, Journal, JournalFinished, JournalOutcome, JournalTask, Recorded,
+    Identity, InFlight, Journal, JournalFinished, JournalOutcome, JournalTask, Recorded,
 };
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -16,6 +16,7 @@ use std::sync::Mutex;
 /// A [`RunStore`] the master records into.
 #[derive(Debug)]
 pub struct StoreJournal {
+    name: String,
     store: Mutex<Option<RunStore>>,
     cache: bool,
     /// Cache keys of the tasks in flight, to store their values when they
@@ -28,6 +29,7 @@ impl StoreJournal {
     /// cross-run cache.
     pub fn new(store: RunStore, cache: bool) -> Self {
         StoreJournal {
+            name: store.name().to_owned(),
             store: Mutex::new(Some(store)),
             cache,
             pending_cache: Mutex::new(HashMap::new()),
@@ -87,6 +89,37 @@ impl Journal for StoreJournal {
         Ok(recorded)
     }
 
+    fn run_name(&self) -> &str {
+        &self.name
+    }
+
+    fn in_flight(&self) -> Result<HashMap<Identity, InFlight>, String> {
+        let attempts = self
+            .with(|store| store.in_flight())
+            .ok_or("the run store is closed")?
+            .map_err(|e| e.to_string())?;
+        let mut in_flight: HashMap<Identity, InFlight> = HashMap::new();
+        for attempt in attempts {
+            let Some(job_id) = attempt.job_id else {
+                // Never reached an engine that could be asked again.
+                continue;
+            };
+            let newer = in_flight
+                .get(&attempt.identity.0)
+                .is_none_or(|seen| attempt.attempt >= seen.attempt);
+            if newer {
+                in_flight.insert(
+                    attempt.identity.0,
+                    InFlight {
+                        attempt: attempt.attempt,
+                        job_id,
+                    },
+                );
+            }
+        }
+        Ok(in_flight)
+    }
+
     fn cached(&self, fingerprint: u64, input: &[u8]) -> Option<Vec<u8>> {
         if !self.cache {
             return None;
@@ -125,6 +158,25 @@ impl Journal for StoreJournal {
         drop(pending);
         let batch = Batch {
             submitted,
+            ..Batch::default()
+        };
+        self.with(|store| store.record(batch));
+    }
+
+    fn queued(&self, attempts: Vec<(Identity, u32, String)>) {
+        let now = now_ns();
+        let queued = attempts
+            .into_iter()
+            .map(|(identity, attempt, job_id)| AttemptEvent {
+                identity: TaskIdentity(identity),
+                attempt,
+                job_id: Some(job_id),
+                host: None,
+                at_ns: now,
+            })
+            .collect();
+        let batch = Batch {
+            queued,
             ..Batch::default()
         };
         self.with(|store| store.record(batch));

@@ -696,7 +696,10 @@ impl Writer {
         if event.host.is_some() {
             attempt.host = event.host;
         }
-        if is_current {
+        // A job id can arrive after the job was seen running (HTCondor's
+        // log is read while condor_submit returns): that is no step back.
+        let already_running = !started && attempt.state != AttemptState::Queued;
+        if is_current && !already_running {
             let state = if started {
                 TaskState::Running
             } else {

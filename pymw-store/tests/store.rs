@@ -588,6 +588,33 @@ fn long_tasks_and_job_ids_are_visible_before_they_finish() {
     assert_eq!(reader.counts().unwrap().queued, 2);
 }
 
+#[test]
+fn a_job_id_that_arrives_after_the_start_is_no_step_back() {
+    let root = tempfile::tempdir().unwrap();
+    let store = RunStore::open(root.path(), "late-id", OpenOptions::new()).unwrap();
+    let a = TaskIdentity::new(TASKS[0].1, b"a", 0);
+    store.record_submitted(vec![submit(a, 0, b"a")]);
+    let event = |job_id: Option<&str>| AttemptEvent {
+        identity: a,
+        attempt: 0,
+        job_id: job_id.map(str::to_owned),
+        host: None,
+        at_ns: now_ns(),
+    };
+    // HTCondor's log can show the job running before condor_submit returns.
+    store.record_started(vec![event(None)]);
+    store.record_queued(vec![event(Some("46.0@/runs/r/tasks/0"))]);
+    store.flush().unwrap();
+    let reader = RunReader::open(root.path(), "late-id").unwrap();
+    let counts = reader.counts().unwrap();
+    assert_eq!((counts.queued, counts.running), (0, 1));
+    let in_flight = store.in_flight().unwrap();
+    assert_eq!(in_flight.len(), 1);
+    assert_eq!(in_flight[0].job_id.as_deref(), Some("46.0@/runs/r/tasks/0"));
+    assert_eq!(in_flight[0].state, pymw_store::AttemptState::Running);
+    store.close().unwrap();
+}
+
 /// Resume must load 1,000,000 finished tiny tasks in well under 10 s: checked
 /// in an optimised build (`cargo test --release -p pymw-store --test store
 /// a_million`; `cargo run --release -p pymw-store --example store_bench`
