@@ -882,17 +882,20 @@ fn histogram(report: &Report) -> String {
         let x = x_of(v as f64);
         plot.line(x, plot.top, x, base, "marker");
         let label = format!("{name} {}", duration_ns(v));
+        let width = 6.5 * label.chars().count() as f64;
+        // Right of its marker, unless it would leave the plot: then left.
+        let left_of_marker = x + 4.0 + width > plot.width - plot.right;
+        let (start, anchor, text_x) = if left_of_marker {
+            (x - 4.0 - width, "end", x - 4.0)
+        } else {
+            (x + 4.0, "start", x + 4.0)
+        };
         // A label that would run into the previous one goes a line lower.
-        if x + 4.0 < label_end {
+        if start < label_end + 4.0 {
             label_y += 14.0;
         }
-        let right = x + 4.0 + 6.5 * label.chars().count() as f64 > plot.width - plot.right;
-        if right {
-            plot.text(x - 4.0, label_y, "end", "marker-label", &label);
-        } else {
-            plot.text(x + 4.0, label_y, "start", "marker-label", &label);
-        }
-        label_end = x + 4.0 + 6.5 * label.chars().count() as f64;
+        plot.text(text_x, label_y, anchor, "marker-label", &label);
+        label_end = start + width;
     }
     let scale = if log {
         "run time (log scale)"
