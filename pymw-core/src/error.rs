@@ -23,8 +23,9 @@ pub enum Error {
         "the async master must be started inside a tokio runtime: use #[tokio::main], or pymw::blocking::Master"
     )]
     NoRuntime,
-    /// The run store (journal) could not be read.
-    #[error("run store: {0}")]
+    /// The run store (journal) could not be opened or read; the message
+    /// names the store and the fix.
+    #[error("{0}")]
     Journal(String),
     /// Creating the runtime of the blocking master failed.
     #[error("could not start the tokio runtime: {0}")]
@@ -76,6 +77,15 @@ pub enum TaskError {
         /// The task's name.
         task: &'static str,
         /// The backend's message.
+        message: String,
+    },
+    /// The run store could not record (disk full, read-only): the run
+    /// stopped, since results that cannot be kept would be lost on the next
+    /// restart. What was committed before is kept.
+    NotRecorded {
+        /// The task's name.
+        task: &'static str,
+        /// The store's message, with the fix.
         message: String,
     },
     /// The master shut down before the task finished.
@@ -146,6 +156,12 @@ impl fmt::Display for TaskError {
             TaskError::Cancelled { task } => write!(f, "task `{task}` was cancelled"),
             TaskError::Backend { task, message } => {
                 write!(f, "task `{task}` could not be submitted: {message}")
+            }
+            TaskError::NotRecorded { task, message } => {
+                write!(
+                    f,
+                    "task `{task}` stopped: the run store cannot record: {message}"
+                )
             }
             TaskError::MasterGone => write!(f, "the master shut down before the task finished"),
         }

@@ -1088,10 +1088,10 @@ impl Driver {
     fn answer_from_journal(&mut self, task: NewTask) {
         let name = task.entry.name;
         if let Some(message) = &self.journal_failed {
-            let message = format!("the run store cannot record: {message}");
+            let message = message.clone();
             self.deliver(
                 task.sink,
-                Err(TaskError::Backend {
+                Err(TaskError::NotRecorded {
                     task: name,
                     message,
                 }),
@@ -1221,10 +1221,10 @@ impl Driver {
                 if let Some(mut state) = self.tasks.remove(&id) {
                     state.identity = None;
                     let task = state.entry.name;
-                    let message = format!("the run store cannot record: {message}");
+                    let message = message.clone();
                     self.finish(
                         state,
-                        Err(TaskError::Backend { task, message }),
+                        Err(TaskError::NotRecorded { task, message }),
                         Outcome::Failed,
                     );
                 }

@@ -9,7 +9,8 @@ pub enum StoreError {
     /// The disk (or the quota) holding the store is full.
     #[error(
         "run store {path}: the disk is full ({detail}); every result committed before this is kept: \
-         free some space (or point --runs-dir elsewhere) and start the program again with the same run name to resume"
+         free some space (or move the runs directory to a bigger disk and point --runs-dir there) and start \
+         the program again with the same run name to resume"
     )]
     DiskFull {
         /// The store's directory.
@@ -21,7 +22,8 @@ pub enum StoreError {
     /// system, or files owned by another user.
     #[error(
         "run store {path} is read-only ({detail}): make the directory and its files writable \
-         (chmod u+w, or mount read-write), or choose another runs directory; results committed so far are kept"
+         (chmod u+w, or mount read-write), or copy the runs directory somewhere writable and point --runs-dir \
+         there; results committed so far are kept"
     )]
     ReadOnly {
         /// The store's directory (or file).
@@ -63,6 +65,16 @@ pub enum StoreError {
         path: PathBuf,
         /// What was found.
         detail: String,
+    },
+    /// The run's master was stopped while it created the store: it holds
+    /// nothing yet (the next master of the run creates it again).
+    #[error(
+        "run store {dir} was never completed: its master stopped while creating it; starting the program \
+         again with the same run name creates it anew (or remove it: `pymw clean NAME`)"
+    )]
+    Unborn {
+        /// The run's directory.
+        dir: PathBuf,
     },
     /// No run of that name.
     #[error("no run named `{name}` in {root} (`pymw runs --root {root}` lists the runs there)")]

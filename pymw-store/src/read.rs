@@ -368,6 +368,11 @@ impl RunReader {
     pub fn open_dir(dir: &Path) -> Result<RunReader, StoreError> {
         let db = dir.join(schema::DB_FILE);
         let conn = schema::open_reader(&db)?;
+        if schema::is_unborn(&conn, &db)? {
+            return Err(StoreError::Unborn {
+                dir: dir.to_path_buf(),
+            });
+        }
         schema::check(&conn, &db)?;
         let name = dir
             .file_name()

@@ -145,18 +145,33 @@ pub(crate) fn configure_writer(conn: &Connection, path: &Path) -> Result<(), Sto
     Ok(())
 }
 
-/// Creates the tables of a new run store.
-pub(crate) fn create(conn: &Connection, path: &Path) -> Result<(), StoreError> {
-    let tx = conn
-        .unchecked_transaction()
-        .map_err(|e| StoreError::sqlite(path, e))?;
+/// Creates the tables of a new run store, inside the caller's transaction
+/// (which also writes the run's first row: a store is born whole or not at
+/// all).
+pub(crate) fn create(tx: &rusqlite::Transaction<'_>, path: &Path) -> Result<(), StoreError> {
     tx.execute_batch(SCHEMA_V1)
         .map_err(|e| StoreError::sqlite(path, e))?;
     tx.execute_batch(&format!(
         "PRAGMA user_version = {SCHEMA_VERSION}; PRAGMA application_id = {APPLICATION_ID};"
     ))
-    .map_err(|e| StoreError::sqlite(path, e))?;
-    tx.commit().map_err(|e| StoreError::sqlite(path, e))
+    .map_err(|e| StoreError::sqlite(path, e))
+}
+
+/// Whether the database is one a master began to create and never finished
+/// (it was killed before the schema was committed): no application id, no
+/// version, no table. Such a store holds nothing and is created again.
+pub(crate) fn is_unborn(conn: &Connection, path: &Path) -> Result<bool, StoreError> {
+    let sql = |e| StoreError::sqlite(path, e);
+    let id: i64 = conn
+        .query_row("PRAGMA application_id", [], |row| row.get(0))
+        .map_err(sql)?;
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(sql)?;
+    let objects: i64 = conn
+        .query_row("SELECT count(*) FROM sqlite_master", [], |row| row.get(0))
+        .map_err(sql)?;
+    Ok(id == 0 && version == 0 && objects == 0)
 }
 
 /// Reads the application id and schema version: `Ok(version)` for a run

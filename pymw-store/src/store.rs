@@ -150,15 +150,8 @@ impl RunStore {
         }
         let dir = root.join(name);
         let db = dir.join(schema::DB_FILE);
-        let exists = db.exists();
-        if !exists && !options.create {
+        if !db.exists() && !options.create {
             return Err(StoreError::NotFound {
-                root,
-                name: name.to_string(),
-            });
-        }
-        if exists && !options.resume {
-            return Err(StoreError::AlreadyExists {
                 root,
                 name: name.to_string(),
             });
@@ -166,11 +159,28 @@ impl RunStore {
         std::fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
         let lock = lock_run(&dir, name)?;
 
+        // Decided under the lock: no other master is creating it now.
+        let exists = db.exists();
         let conn = Connection::open(&db).map_err(|e| StoreError::sqlite(&db, e))?;
         if conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(false) {
             return Err(StoreError::ReadOnly {
                 path: db,
                 detail: "the database file is not writable".to_string(),
+            });
+        }
+        // A store whose creation was cut short (its master killed while it
+        // made it) holds nothing: it is made again.
+        let exists = exists && !schema::is_unborn(&conn, &db)?;
+        if exists && !options.resume {
+            return Err(StoreError::AlreadyExists {
+                root,
+                name: name.to_string(),
+            });
+        }
+        if !exists && !options.create {
+            return Err(StoreError::NotFound {
+                root,
+                name: name.to_string(),
             });
         }
         let version = if exists {
@@ -204,14 +214,16 @@ impl RunStore {
         let host = pymw_core::sys::host_name();
         match version {
             None => {
-                schema::create(&conn, &db)?;
-                conn.execute(
+                let tx = conn.unchecked_transaction().map_err(sql)?;
+                schema::create(&tx, &db)?;
+                tx.execute(
                     "INSERT INTO run (id, name, schema_version, binary_path, binary_tasks, backend, created_ns, updated_ns,
                                       sessions, master_pid, master_host)
                      VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?6, 1, ?7, ?8)",
                     params![name, schema::SCHEMA_VERSION, binary_path, tasks_listing, options.backend, now, pid, host],
                 )
                 .map_err(sql)?;
+                tx.commit().map_err(sql)?;
             }
             Some(version) => {
                 schema::migrate(&conn, &db, version)?;
@@ -534,7 +546,7 @@ fn lock_run(dir: &Path, name: &str) -> Result<std::fs::File, StoreError> {
         .create(true)
         .truncate(false)
         .open(&path)
-        .map_err(|e| StoreError::io(&path, e))?;
+        .map_err(|e| StoreError::io(dir, e))?;
     // SAFETY: flock on a descriptor we own.
     let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
     if !locked {

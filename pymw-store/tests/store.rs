@@ -588,6 +588,50 @@ fn long_tasks_and_job_ids_are_visible_before_they_finish() {
     assert_eq!(reader.counts().unwrap().queued, 2);
 }
 
+/// A master killed while it created the store leaves an empty file (or an
+/// SQLite file without tables): the next master of the run creates the
+/// store anew, and readers say what happened instead of "not a store".
+#[test]
+fn a_store_whose_creation_was_cut_short_is_created_again() {
+    let root = tempfile::tempdir().unwrap();
+    for (name, make) in [("empty-file", 0), ("wal-only", 1), ("hot-journal", 2)] {
+        let dir = root.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = dir.join(pymw_store::DB_FILE);
+        match make {
+            0 => std::fs::write(&db, b"").unwrap(),
+            1 => {
+                let conn = rusqlite::Connection::open(&db).unwrap();
+                let _: String = conn
+                    .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+                    .unwrap();
+            }
+            _ => {
+                std::fs::write(&db, b"").unwrap();
+                std::fs::write(dir.join("run.sqlite-journal"), [0u8; 512]).unwrap();
+            }
+        }
+        let err = RunReader::open(root.path(), name).unwrap_err();
+        assert!(
+            matches!(err, StoreError::Unborn { .. }),
+            "{name}: the reader said {err}"
+        );
+        assert!(err.to_string().contains("same run name"), "{err}");
+        let store = RunStore::open(
+            root.path(),
+            name,
+            OpenOptions::new().create(true).resume(true),
+        )
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(!store.resumed(), "{name}: an unborn store is new");
+        record_tiny(&store, 0, 3);
+        store.close().unwrap();
+        let reader = RunReader::open(root.path(), name).unwrap();
+        assert_eq!(reader.counts().unwrap().done, 3, "{name}");
+        assert_eq!(reader.info().unwrap().sessions, 1, "{name}");
+    }
+}
+
 #[test]
 fn a_job_id_that_arrives_after_the_start_is_no_step_back() {
     let root = tempfile::tempdir().unwrap();
