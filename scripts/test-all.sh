@@ -25,6 +25,8 @@ cargo test -p pymw-cli --test cli -- --ignored report_renders_in_headless_chromi
 
 step "a run killed and resumed"
 scripts/resume-check.sh
+# The run store's disk-full and read-only cases mount a tmpfs (root).
+cargo test -p pymw-conformance --test crash -- --include-ignored disk_full read_only
 
 step "examples on the local backend"
 for example in monte_pi prime_finder null_test string_counter genetic_algorithm; do

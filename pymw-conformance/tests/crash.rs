@@ -21,8 +21,10 @@
 //!
 //! Executions are counted through a side channel the test owns (a ledger
 //! file that every task appends to), never through the store under test.
-//! The two file-system cases mount a tmpfs, so they need root; without it
-//! they fail, saying so, rather than skip.
+//! The two file-system cases mount a tmpfs, so they need root: a plain
+//! `cargo test --workspace` leaves them out (reported as ignored, like
+//! libtest's `#[ignore]`); the CI test command runs them with
+//! `-- --include-ignored`, and without root they fail, saying so.
 //!
 //! `harness = false`: this binary is also its own worker and, with
 //! `PYMW_CRASH_ROLE=master`, its own child master, so `main` must call
@@ -64,32 +66,51 @@ fn main() {
     if std::env::var(ROLE_ENV).as_deref() == Ok("master") {
         std::process::exit(child_master());
     }
-    let filters: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let cases: [(&str, Case); 3] = [
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let include_ignored = args
+        .iter()
+        .any(|a| a == "--include-ignored" || a == "--ignored");
+    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    // (name, case, needs root): cases that mount a tmpfs are left out of a
+    // plain `cargo test --workspace`, like libtest's #[ignore], and run by
+    // the CI test command with --include-ignored (or by name), where they
+    // fail without root rather than skip.
+    let cases: [(&str, Case, bool); 3] = [
         (
             "killed_master_resumes_exactly_once",
             killed_master_resumes_exactly_once,
+            false,
         ),
         (
             "disk_full_stops_with_a_clear_error",
             disk_full_stops_with_a_clear_error,
+            true,
         ),
         (
             "read_only_store_stops_before_running",
             read_only_store_stops_before_running,
+            true,
         ),
     ];
-    let selected: Vec<_> = cases
+    let named = |name: &str| filters.iter().any(|f| name.contains(f.as_str()));
+    let mut ignored = 0;
+    let selected: Vec<(&str, Case)> = cases
         .iter()
-        .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str())))
+        .filter(|(name, _, root)| {
+            let wanted = filters.is_empty() || named(name);
+            let run = wanted && (!root || include_ignored || named(name));
+            if wanted && !run {
+                println!("test {name} ... ignored (mounts a tmpfs: needs root; run with -- --include-ignored)");
+                ignored += 1;
+            }
+            run
+        })
+        .map(|(name, case, _)| (*name, *case))
         .collect();
     println!("\nrunning {} tests", selected.len());
     let started = Instant::now();
     let mut failed = Vec::new();
-    for (name, case) in selected.iter().copied() {
+    for &(name, case) in &selected {
         let t0 = Instant::now();
         let result =
             std::panic::catch_unwind(case).unwrap_or_else(|_| Err("the case panicked".to_owned()));
@@ -106,7 +127,7 @@ fn main() {
         println!("\n---- {name} ----\n{message}");
     }
     println!(
-        "\ntest result: {}. {} passed; {} failed; finished in {:.2}s\n",
+        "\ntest result: {}. {} passed; {} failed; {ignored} ignored; finished in {:.2}s\n",
         if failed.is_empty() { "ok" } else { "FAILED" },
         selected.len() - failed.len(),
         failed.len(),
