@@ -27,6 +27,7 @@ step "a run killed and resumed"
 scripts/resume-check.sh
 # The run store's disk-full and read-only cases mount a tmpfs (root).
 cargo test -p pymw-conformance --test crash -- --include-ignored disk_full read_only
+cargo test -p pymw-store --test store -- --ignored full_disk_is_reported
 
 step "examples on the local backend"
 for example in monte_pi prime_finder null_test string_counter genetic_algorithm; do
