@@ -1,6 +1,9 @@
 //! The BOINC backend: command-line options, settings, and the
 //! [`Backend`] that runs attempts as BOINC jobs in project-host or remote
 //! mode.
+//! Re-attaching to the work units of an earlier master: see
+//! [`BoincBackend`]; the details of each mode are in the docs of
+//! `project.rs` and `remote_engine.rs`.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -259,6 +262,7 @@ impl BoincConfig {
             leave_running: self.leave_running,
             keep_files: self.keep_files,
             max_output_bytes: self.max_output_bytes,
+            run_name: None,
         }
     }
 
@@ -285,10 +289,41 @@ enum Engine {
 }
 
 /// The BOINC backend.
+///
+/// # Runs that outlive their master
+///
+/// Every attempt is reported `Queued` once the project has its work unit
+/// (after `create_work`, or `submit_batch` in remote mode), with a job id
+/// that a later master can follow ([`crate::job_id`]):
+/// `boinc-host <wu name> <run dir>` or `boinc-remote <batch id> <job name>`.
+///
+/// When the master keeps a run store ([`Backend::resumable`]), the work
+/// units are the run's: work unit names start with the run's name, and a
+/// master that shuts down with work outstanding neither cancels it nor
+/// removes the run directory it is delivered to (one that is killed never
+/// could). Attempts the master cancelled are still cancelled in BOINC.
+/// The next master of the run gets those attempts back with their job ids
+/// (`Dispatch::reattach`) and follows each work unit by name instead of
+/// creating it again, under the attempt's new key, whether it is queued,
+/// running, or finished while no master was alive:
+///
+/// - on the project host ([`crate::project`]), it asks the database whether
+///   the work unit is still known, not cancelled, and, if assimilated,
+///   whether its output or failure record is in the run directory, and
+///   then awaits or takes it there;
+/// - remotely, it checks with `query_batch` that the batch still lists the
+///   job and is neither retired nor aborted, and polls the job like its
+///   own.
+///
+/// A work unit that cannot be followed is logged and its attempt runs as
+/// a new work unit; in each such case the old one can no longer produce a
+/// result that would be counted.
 #[derive(Debug)]
 pub struct BoincBackend {
     config: BoincConfig,
     engine: Option<Engine>,
+    /// The master's run store, when it keeps one.
+    run_name: Option<String>,
 }
 
 impl BoincBackend {
@@ -298,6 +333,7 @@ impl BoincBackend {
         BoincBackend {
             config,
             engine: None,
+            run_name: None,
         }
     }
 
@@ -339,7 +375,8 @@ impl Backend for BoincBackend {
         let c = &self.config;
         let engine = match &c.mode {
             BoincMode::ProjectHost { dir } => {
-                let settings = c.project_settings(dir);
+                let mut settings = c.project_settings(dir);
+                settings.run_name = self.run_name.clone();
                 Engine::Project(
                     ProjectEngine::start(settings, c.workunit.clone(), events).map_err(error)?,
                 )
@@ -360,6 +397,7 @@ impl Backend for BoincBackend {
                     poll: c.poll.unwrap_or(Duration::from_secs(10)),
                     leave_running: c.leave_running,
                     max_output_bytes: c.max_output_bytes,
+                    run_name: self.run_name.clone(),
                 };
                 Engine::Remote(RemoteEngine::start(settings, events).map_err(error)?)
             }
@@ -388,6 +426,13 @@ impl Backend for BoincBackend {
             Some(Engine::Remote(r)) => r.cancel(keys),
             None => {}
         }
+    }
+
+    /// Work units then outlive this master: at shutdown the unfinished
+    /// ones are left (not cancelled) for the next master of the run, and
+    /// their names start with the run's name (see the module docs).
+    fn resumable(&mut self, run: &str) {
+        self.run_name = Some(run.to_owned());
     }
 
     fn capacity_hint(&self) -> usize {

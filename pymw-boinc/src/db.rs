@@ -10,6 +10,10 @@
 //!   does them: unsent results become "over / didn't need", and the work
 //!   unit gets `error_mask |= 16` with `transition_time` now, so that the
 //!   transitioner ends it and the assimilator is called with `--error 16`.
+//! - A restarted master asks what became of the work units an earlier
+//!   master left ([`Db::workunits`]): whether the project still knows them,
+//!   whether they were cancelled, and whether they were assimilated
+//!   (`assimilate_state` 2, as in the recorded `exit-behaviour/*/db-rows.txt`).
 //!
 //! Credentials come from `config.xml` and reach `mysql` through a private
 //! option file (mode 600, deleted after the call), never on its command
@@ -134,6 +138,22 @@ impl Db {
         parse_failed_workunit(&rows)
     }
 
+    /// The work units of these names that the project knows, by name (see
+    /// the module docs).
+    pub fn workunits(
+        &self,
+        wu_names: &[String],
+    ) -> Result<std::collections::HashMap<String, WorkunitState>, DbError> {
+        let Some(sql) = workunits_query(wu_names) else {
+            return Ok(std::collections::HashMap::new());
+        };
+        let rows = self.query(&sql)?;
+        Ok(parse_workunits(&rows)?
+            .into_iter()
+            .map(|w| (w.name.clone(), w))
+            .collect())
+    }
+
     /// Cancels the work units of these names (see the module docs).
     pub fn cancel(&self, wu_names: &[String]) -> Result<(), DbError> {
         match cancel_query(wu_names) {
@@ -187,22 +207,83 @@ pub fn parse_failed_workunit(rows: &[Vec<String>]) -> Result<(String, Vec<Result
     Ok((name, results))
 }
 
+/// `assimilate_state` of a work unit whose assimilator has run.
+pub const ASSIMILATE_DONE: i64 = 2;
+
+/// A work unit as [`Db::workunits`] reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkunitState {
+    /// Work unit id.
+    pub id: u64,
+    /// Work unit name.
+    pub name: String,
+    /// `assimilate_state` (0 not yet, 1 ready, 2 done: [`ASSIMILATE_DONE`]).
+    pub assimilate_state: i64,
+    /// `error_mask`.
+    pub error_mask: crate::WuErrorMask,
+}
+
+impl WorkunitState {
+    /// Whether the assimilator has run for it: its output or failure
+    /// record was delivered (or dropped, when no run directory was there).
+    pub fn assimilated(&self) -> bool {
+        self.assimilate_state == ASSIMILATE_DONE
+    }
+}
+
+/// The query for [`Db::workunits`]; `None` for no names. Names are checked
+/// as for [`cancel_query`].
+pub fn workunits_query(wu_names: &[String]) -> Option<String> {
+    let list = name_list(wu_names)?;
+    Some(format!(
+        "SELECT HEX(name), id, assimilate_state, error_mask FROM workunit WHERE name IN ({list});\n"
+    ))
+}
+
+/// Reads the rows of [`workunits_query`].
+pub fn parse_workunits(rows: &[Vec<String>]) -> Result<Vec<WorkunitState>, DbError> {
+    let bad = |why: String| DbError::Reply(why);
+    rows.iter()
+        .map(|row| {
+            if row.len() != 4 {
+                return Err(bad(format!("{} columns, expected 4", row.len())));
+            }
+            let int = |i: usize| -> Result<i64, DbError> {
+                row[i]
+                    .parse()
+                    .map_err(|_| bad(format!("column {i} is not a number: {:?}", row[i])))
+            };
+            Ok(WorkunitState {
+                name: unhex(&row[0])?,
+                id: int(1)?
+                    .try_into()
+                    .map_err(|_| bad("negative work unit id".into()))?,
+                assimilate_state: int(2)?,
+                error_mask: crate::WuErrorMask(
+                    int(3)?
+                        .try_into()
+                        .map_err(|_| bad(format!("error_mask {:?}", row[3])))?,
+                ),
+            })
+        })
+        .collect()
+}
+
+/// `'a','b'` for the plain names among these (see
+/// [`crate::job_id::is_plain_name`]); `None` when there are none.
+fn name_list(wu_names: &[String]) -> Option<String> {
+    let names: Vec<String> = wu_names
+        .iter()
+        .filter(|n| crate::job_id::is_plain_name(n))
+        .map(|n| format!("'{n}'"))
+        .collect();
+    (!names.is_empty()).then(|| names.join(","))
+}
+
 /// The updates for [`Db::cancel`]; `None` for no names. Names are checked to
 /// be plain work unit names (letters, digits, `_`, `-`, `.`).
 pub fn cancel_query(wu_names: &[String]) -> Option<String> {
-    let names: Vec<String> = wu_names
-        .iter()
-        .filter(|n| {
-            !n.is_empty()
-                && n.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
-        })
-        .map(|n| format!("'{n}'"))
-        .collect();
-    if names.is_empty() {
-        return None;
-    }
-    let list = names.join(",");
+    let list = name_list(wu_names)?;
     Some(format!(
         "UPDATE result r JOIN workunit w ON r.workunitid = w.id SET r.server_state = 5, r.outcome = 5 \
          WHERE r.server_state = 2 AND w.name IN ({list});\n\
@@ -315,6 +396,29 @@ mod tests {
         let q = cancel_query(&["pymw_r1_a".into(), "pymw_r1_b".into()]).unwrap();
         assert!(q.contains("w.name IN ('pymw_r1_a','pymw_r1_b')"), "{q}");
         assert!(q.contains("error_mask = error_mask | 16"));
+    }
+
+    #[test]
+    fn workunit_rows() {
+        assert_eq!(workunits_query(&["a b".into()]), None);
+        let q = workunits_query(&["pymw_r1_a".into(), "pymw_r1_b".into()]).unwrap();
+        assert_eq!(
+            q,
+            "SELECT HEX(name), id, assimilate_state, error_mask FROM workunit \
+             WHERE name IN ('pymw_r1_a','pymw_r1_b');\n"
+        );
+        let rows = vec![
+            vec!["6162".into(), "39".into(), "2".into(), "8".into()],
+            vec!["6364".into(), "40".into(), "0".into(), "0".into()],
+        ];
+        let states = parse_workunits(&rows).unwrap();
+        assert_eq!(states[0].name, "ab");
+        assert!(states[0].assimilated() && !states[1].assimilated());
+        assert_eq!((states[0].id, states[0].error_mask.0), (39, 8));
+        assert!(
+            parse_workunits(&[vec!["6162".into(), "x".into(), "0".into(), "0".into()]]).is_err()
+        );
+        assert!(parse_workunits(&[vec!["6162".into()]]).is_err());
     }
 
     #[test]

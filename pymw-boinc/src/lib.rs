@@ -14,6 +14,9 @@
 //!   `boinc-assimilate` returns outputs and failures for
 //!   `script_assimilator` ([`assimilate`]).
 //! - [`checkpoint`]: checkpoints and progress for long tasks.
+//! - [`job_id`]: the job ids reported for every work unit, with which the
+//!   next master of a resumable run follows the work units of one that
+//!   died instead of creating them again (see [`BoincBackend`]).
 //!
 //! The format layer below is pure code or plain file-system code, written
 //! against formats recorded from a real BOINC 7.20.5 project server and
@@ -73,6 +76,7 @@ pub mod create_work;
 pub mod daemons;
 pub mod db;
 mod events;
+pub mod job_id;
 pub mod project;
 pub mod project_config;
 pub mod remote;

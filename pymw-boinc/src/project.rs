@@ -21,12 +21,52 @@
 //! per set of parameters, since template values override `create_work`
 //! options), and each group becomes one `bin/create_work --stdin` run.
 //!
+//! Once `create_work` has accepted a group, each attempt is reported
+//! `Queued` with the job id `boinc-host <wu name> <run dir>`
+//! ([`crate::job_id`]), then `Started`.
+//!
 //! A follower thread watches the run directory, where the assimilator role
 //! ([`crate::assimilate`]) puts each finished work unit's output or failure
 //! record, and turns them into events. Cancelling sets the work units'
 //! `error_mask` in the database ([`crate::db`]).
+//!
+//! # Runs that outlive their master
+//!
+//! When the master keeps a run store ([`ProjectSettings::run_name`]), the
+//! work units are the run's, not this master's:
+//!
+//! - The run id in work unit names starts with the run's name (each master
+//!   life still has its own id: attempt keys start again in every life).
+//! - At shutdown the work units still pending are **not** cancelled and
+//!   the run directory is kept, so that the assimilator goes on delivering
+//!   into it and the next master of the run finds the outputs; the
+//!   directory is removed only when nothing is left pending (and
+//!   `keep_files` is off). Attempts the master cancelled were cancelled in
+//!   the database when it asked, and shutdown waits for those updates. A
+//!   master that is killed leaves everything as it is, whichever mode.
+//! - An attempt dispatched with `reattach` = `boinc-host WU DIR` is
+//!   followed, not created again, when the project still knows the work
+//!   unit ([`Db::workunits`]) and it was not cancelled: its output or
+//!   failure record is awaited in `DIR` (the directory is created again if
+//!   an earlier master removed it, before asking the database, so that an
+//!   assimilation after the question still lands there), or taken from
+//!   there when it was assimilated while no master was alive. It is
+//!   reported `Queued` (same id) and `Started` under the dispatch's new
+//!   key. Files of work units that this master does not follow are left
+//!   alone in directories of earlier lives: a later dispatch may follow
+//!   them.
+//! - An attempt whose work unit cannot be followed (the id is not of this
+//!   mode or of another project; the database does not know the work unit;
+//!   it was cancelled; it was assimilated but its file is no longer in the
+//!   directory, taken by a master that died before the run store recorded
+//!   the result) is logged and created again as a new work unit. In each of
+//!   those cases the old work unit cannot produce a result any more; its
+//!   late failure record, if any, is dropped, never reported.
+//! - Without database access, a work unit is followed when its run
+//!   directory still exists (the output may then never come, if it was
+//!   taken by a master that died); otherwise it is created again.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -43,6 +83,7 @@ use crate::app_version::{self, UpdateVersionsReport, VersionOutcome, VersionPlan
 use crate::create_work::{self, CreateWorkCommand, JobLine};
 use crate::daemons::{PymwDaemons, Role};
 use crate::db::Db;
+use crate::job_id::JobId;
 use crate::project_config::ProjectConfig;
 use crate::spool;
 use crate::templates::{InputFile, InputTemplate, OutputFile, OutputTemplate, WorkunitParams};
@@ -76,6 +117,9 @@ pub struct ProjectSettings {
     pub keep_files: bool,
     /// Largest output a result may upload, in bytes.
     pub max_output_bytes: u64,
+    /// The name of the master's run store, when it keeps one: work units
+    /// then outlive the master (see the module docs).
+    pub run_name: Option<String>,
 }
 
 /// What [`install`] did.
@@ -240,10 +284,26 @@ struct Pending {
 
 #[derive(Debug, Default)]
 struct State {
-    /// Work units created (or being created), by name.
+    /// Work units created (or being created) or followed, by name.
     pending: HashMap<String, Pending>,
-    /// Work units cancelled by the master; their files are dropped.
+    /// Work units cancelled by the master, or given up; their files are
+    /// dropped.
     cancelled: HashSet<String>,
+    /// Work units of earlier masters of the run that this one follows, by
+    /// the key of the attempt that follows them.
+    followed: HashMap<AttemptKey, String>,
+    /// Run directories of earlier masters that hold followed work units.
+    earlier_dirs: BTreeSet<PathBuf>,
+}
+
+impl State {
+    /// The work unit of attempt `key`.
+    fn wu_of(&self, run: &str, key: AttemptKey) -> String {
+        self.followed
+            .get(&key)
+            .cloned()
+            .unwrap_or_else(|| spool::wu_name(run, key))
+    }
 }
 
 #[derive(Debug)]
@@ -272,6 +332,8 @@ pub(crate) struct ProjectEngine {
     shared: Arc<Shared>,
     submit_tx: Option<mpsc::Sender<Vec<Dispatch>>>,
     threads: Vec<JoinHandle<()>>,
+    /// Database updates of cancels, awaited at shutdown.
+    cancels: Vec<JoinHandle<()>>,
 }
 
 impl ProjectEngine {
@@ -305,7 +367,7 @@ impl ProjectEngine {
         let template = output_template(settings.max_output_bytes).render();
         let result_template = template_name(&settings.app, "out", &template);
         write_if_changed(&project.join(&result_template), &template)?;
-        let run = spool::new_run_id();
+        let run = spool::new_run_id_for(settings.run_name.as_deref());
         let run_dir = spool::spool_dir(&project).join(&run);
         std::fs::create_dir_all(&run_dir).map_err(|e| format!("{}: {e}", run_dir.display()))?;
         let db = match Db::new(&config, &settings.mysql) {
@@ -354,6 +416,7 @@ impl ProjectEngine {
             shared,
             submit_tx: Some(submit_tx),
             threads,
+            cancels: Vec::new(),
         })
     }
 
@@ -376,39 +439,69 @@ impl ProjectEngine {
         {
             let mut state = self.shared.lock();
             for &key in keys {
-                let wu = spool::wu_name(&self.shared.run, key);
+                let wu = state.wu_of(&self.shared.run, key);
+                state.followed.remove(&key);
                 if state.pending.remove(&wu).is_some() {
                     names.push(wu.clone());
                 }
+                // Also what is cancelled before the submit thread gets to it.
+                state
+                    .cancelled
+                    .insert(spool::wu_name(&self.shared.run, key));
                 state.cancelled.insert(wu);
             }
         }
         if names.is_empty() {
             return;
         }
+        self.cancels.retain(|t| !t.is_finished());
         if let Some(db) = self.shared.db.clone() {
-            std::thread::spawn(move || {
-                if let Err(e) = db.cancel(&names) {
-                    tracing::warn!("cannot cancel {} BOINC work units: {e}", names.len());
-                }
-            });
+            let spawned = std::thread::Builder::new()
+                .name("pymw-boinc-cancel".into())
+                .spawn(move || {
+                    if let Err(e) = db.cancel(&names) {
+                        tracing::warn!("cannot cancel {} BOINC work units: {e}", names.len());
+                    }
+                });
+            match spawned {
+                Ok(t) => self.cancels.push(t),
+                Err(e) => tracing::warn!("cannot cancel BOINC work units: no thread: {e}"),
+            }
         }
     }
 
     pub(crate) fn shutdown(&mut self) {
         self.shared.stop.store(true, Ordering::Relaxed);
         self.submit_tx = None;
-        for t in self.threads.drain(..) {
+        for t in self.threads.drain(..).chain(self.cancels.drain(..)) {
             let _ = t.join();
         }
-        let pending: Vec<String> = self
-            .shared
-            .lock()
-            .pending
-            .drain()
-            .map(|(wu, _)| wu)
-            .collect();
+        let (pending, earlier_dirs) = {
+            let mut state = self.shared.lock();
+            let pending: Vec<String> = state.pending.drain().map(|(wu, _)| wu).collect();
+            (pending, std::mem::take(&mut state.earlier_dirs))
+        };
         let settings = &self.shared.settings;
+        if let Some(run) = &settings.run_name {
+            // The run store records these attempts as in flight: the next
+            // master of the run follows them (see the module docs).
+            if !pending.is_empty() {
+                tracing::info!(
+                    run = %run,
+                    dir = %self.shared.run_dir.display(),
+                    "{} BOINC work units left for the next master of the run",
+                    pending.len()
+                );
+            } else if !settings.keep_files {
+                let _ = std::fs::remove_dir_all(&self.shared.run_dir);
+                for dir in earlier_dirs {
+                    // Only when empty: other work units of that master may
+                    // still deliver there for a later master to follow.
+                    let _ = std::fs::remove_dir(dir);
+                }
+            }
+            return;
+        }
         if !settings.leave_running
             && !pending.is_empty()
             && let Some(db) = &self.shared.db
@@ -617,12 +710,18 @@ fn lost(key: AttemptKey, cause: String) -> Event {
     }
 }
 
-/// Stages a batch and creates its work units.
+/// Stages a batch and creates its work units; follows those of earlier
+/// masters that can be followed.
 fn submit_batch(shared: &Shared, batch: Vec<Dispatch>) {
+    let (earlier, mut fresh): (Vec<Dispatch>, Vec<Dispatch>) =
+        batch.into_iter().partition(|d| d.reattach.is_some());
+    if !earlier.is_empty() {
+        fresh.extend(follow_earlier(shared, earlier));
+    }
     let mut events = Vec::new();
     let mut groups: BTreeMap<String, Vec<(Dispatch, String)>> = BTreeMap::new();
     let project = &shared.settings.project_dir;
-    for dispatch in batch {
+    for dispatch in fresh {
         let wu = spool::wu_name(&shared.run, dispatch.key);
         if shared.lock().cancelled.contains(&wu) {
             continue;
@@ -648,6 +747,212 @@ fn submit_batch(shared: &Shared, batch: Vec<Dispatch>) {
         }
     }
     shared.events.send(events);
+}
+
+/// Sorts dispatches that carry the job id of an earlier master: those whose
+/// work unit can be followed are reported `Queued` and `Started` and
+/// followed; the others are returned, to be created as new work units (see
+/// the module docs).
+fn follow_earlier(shared: &Shared, dispatches: Vec<Dispatch>) -> Vec<Dispatch> {
+    struct Candidate {
+        dispatch: Dispatch,
+        id: String,
+        wu: String,
+        dir: PathBuf,
+        existed: bool,
+    }
+    let spool_dir = spool::spool_dir(&shared.settings.project_dir);
+    let mut fresh = Vec::new();
+    let mut candidates = Vec::new();
+    // Work units of attempts the master cancelled before this thread got
+    // to them.
+    let mut to_cancel = Vec::new();
+    for dispatch in dispatches {
+        let id = dispatch.reattach.clone().unwrap_or_default();
+        let parsed = JobId::parse(&id);
+        let own = spool::wu_name(&shared.run, dispatch.key);
+        if shared.lock().cancelled.contains(&own) {
+            if let Some(JobId::Host { wu, .. }) = parsed {
+                to_cancel.push(wu);
+            }
+            continue;
+        }
+        let checked = match parsed {
+            Some(JobId::Host { wu, run_dir }) => {
+                earlier_run_dir(&spool_dir, &shared.run, &wu, &run_dir).map(|dir| (wu, dir))
+            }
+            Some(_) => Err("it is not a work unit of project-host mode".to_owned()),
+            None => Err("it is not a BOINC job id".to_owned()),
+        };
+        match checked {
+            Ok((wu, dir)) => candidates.push(Candidate {
+                existed: dir.is_dir(),
+                dispatch,
+                id,
+                wu,
+                dir,
+            }),
+            Err(why) => {
+                not_followed(&id, &why);
+                fresh.push(dispatch);
+            }
+        }
+    }
+    let known = match (&shared.db, candidates.is_empty()) {
+        (Some(db), false) => {
+            // The directories first: an assimilation after the question
+            // below then delivers into them.
+            for c in candidates.iter().filter(|c| !c.existed) {
+                if let Err(e) = std::fs::create_dir_all(&c.dir) {
+                    tracing::warn!(dir = %c.dir.display(), "cannot create a run directory again: {e}");
+                }
+            }
+            let names: Vec<String> = candidates.iter().map(|c| c.wu.clone()).collect();
+            match db.workunits(&names) {
+                Ok(known) => Some(known),
+                Err(e) => {
+                    tracing::warn!(
+                        "cannot ask the database about {} BOINC work units of an earlier master: {e}",
+                        names.len()
+                    );
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+    let mut events = Vec::new();
+    let mut follow = Vec::new();
+    for c in candidates {
+        let delivered = || has_record(&c.dir, &c.wu);
+        let verdict = match known.as_ref().map(|k| k.get(&c.wu)) {
+            Some(None) => Err("the project does not know the work unit"),
+            Some(Some(w)) if w.error_mask.contains(crate::WuErrorReason::Cancelled) => {
+                Err("the work unit was cancelled")
+            }
+            Some(Some(w)) if w.assimilated() && !delivered() => Err(
+                "the work unit was assimilated, but its output is no longer in its run directory",
+            ),
+            Some(Some(_)) => Ok(()),
+            None if c.existed || delivered() => Ok(()),
+            None => Err(
+                "its run directory is gone, and without the database it cannot be told whether \
+                 its output was delivered",
+            ),
+        };
+        let verdict = verdict.and_then(|()| {
+            if shared.lock().pending.contains_key(&c.wu) {
+                Err("another attempt follows it already")
+            } else {
+                Ok(())
+            }
+        });
+        match verdict {
+            Ok(()) => {
+                events.push(Event::Queued {
+                    key: c.dispatch.key,
+                    job_id: c.id.clone(),
+                });
+                events.push(Event::Started {
+                    key: c.dispatch.key,
+                });
+                follow.push(c);
+            }
+            Err(why) => {
+                not_followed(&c.id, why);
+                if !c.existed {
+                    // Recreated for nothing: removed again if still empty.
+                    let _ = std::fs::remove_dir(&c.dir);
+                }
+                if known.as_ref().is_some_and(|k| k.contains_key(&c.wu)) {
+                    // A late failure record of it is dropped.
+                    shared.lock().cancelled.insert(c.wu);
+                }
+                fresh.push(c.dispatch);
+            }
+        }
+    }
+    // Reported before the follower can see them: a finished work unit's
+    // event comes after them.
+    shared.events.send(events);
+    {
+        let mut state = shared.lock();
+        for c in follow {
+            let key = c.dispatch.key;
+            if state.cancelled.contains(&spool::wu_name(&shared.run, key)) {
+                // Cancelled while it was being looked at.
+                to_cancel.push(c.wu);
+                continue;
+            }
+            tracing::debug!(job = %c.id, key, "following a BOINC work unit of an earlier master");
+            state.pending.insert(
+                c.wu.clone(),
+                Pending {
+                    key,
+                    task: c.dispatch.task,
+                },
+            );
+            state.followed.insert(key, c.wu);
+            state.earlier_dirs.insert(c.dir);
+        }
+        state.cancelled.extend(to_cancel.iter().cloned());
+    }
+    if !to_cancel.is_empty()
+        && let Some(db) = &shared.db
+        && let Err(e) = db.cancel(&to_cancel)
+    {
+        tracing::warn!("cannot cancel {} BOINC work units: {e}", to_cancel.len());
+    }
+    fresh
+}
+
+fn not_followed(id: &str, why: &str) {
+    tracing::info!(
+        job = %id,
+        "not following a BOINC work unit of an earlier master ({why}): running the attempt as a new one"
+    );
+}
+
+/// Whether the output or failure record of `wu` is in `dir`.
+fn has_record(dir: &Path, wu: &str) -> bool {
+    [spool::OUT_SUFFIX, spool::ERR_SUFFIX]
+        .iter()
+        .any(|suffix| dir.join(format!("{wu}{suffix}")).is_file())
+}
+
+/// The run directory of this project where work unit `wu` delivers, when
+/// `run_dir` (from its job id) is that directory.
+fn earlier_run_dir(
+    spool_dir: &Path,
+    own_run: &str,
+    wu: &str,
+    run_dir: &Path,
+) -> Result<PathBuf, String> {
+    let Some((run, _)) = spool::parse_wu_name(wu) else {
+        return Err(format!("`{wu}` is not the name of a pymw work unit"));
+    };
+    if run == own_run {
+        return Err("it is a work unit of this master".to_owned());
+    }
+    if run_dir.file_name().and_then(|n| n.to_str()) != Some(run) {
+        return Err(format!(
+            "its run directory {} is not that of run id `{run}`",
+            run_dir.display()
+        ));
+    }
+    let parent = run_dir.parent().unwrap_or(run_dir);
+    let same = parent == spool_dir
+        || matches!(
+            (parent.canonicalize(), spool_dir.canonicalize()),
+            (Ok(a), Ok(b)) if a == b
+        );
+    if !same {
+        return Err(format!(
+            "it belongs to another project (its run directory is {})",
+            run_dir.display()
+        ));
+    }
+    Ok(spool_dir.join(run))
 }
 
 /// Writes a dispatch's input envelope where `bin/stage_file --copy` would.
@@ -733,7 +1038,17 @@ fn create_jobs(
     match run_create_work(&shared.settings.project_dir, &command, &stdin) {
         Ok(()) => {
             tracing::debug!(jobs = jobs.len(), "BOINC work units created");
-            events.extend(jobs.iter().map(|(d, _)| Event::Started { key: d.key }));
+            for (d, wu) in jobs {
+                let job_id = JobId::Host {
+                    wu: wu.clone(),
+                    run_dir: shared.run_dir.clone(),
+                };
+                events.push(Event::Queued {
+                    key: d.key,
+                    job_id: job_id.to_string(),
+                });
+                events.push(Event::Started { key: d.key });
+            }
         }
         Err(e) => {
             let mut state = shared.lock();
@@ -800,8 +1115,21 @@ fn follow(shared: &Shared) {
 
 fn scan_run_dir(shared: &Shared) -> Vec<Event> {
     let mut events = Vec::new();
-    let Ok(entries) = std::fs::read_dir(&shared.run_dir) else {
-        return events;
+    scan_dir(shared, &shared.run_dir, true, &mut events);
+    let earlier: Vec<PathBuf> = shared.lock().earlier_dirs.iter().cloned().collect();
+    for dir in earlier {
+        scan_dir(shared, &dir, false, &mut events);
+    }
+    events
+}
+
+/// Turns the files of pending work units in `dir` into events. Files of
+/// no pending work unit are removed from this master's own directory
+/// (`own`), but left in an earlier master's: a later dispatch may follow
+/// them.
+fn scan_dir(shared: &Shared, dir: &Path, own: bool, events: &mut Vec<Event>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
     };
     for entry in entries.flatten() {
         let file_name = entry.file_name();
@@ -819,13 +1147,16 @@ fn scan_run_dir(shared: &Shared) -> Vec<Event> {
         let pending = {
             let mut state = shared.lock();
             match state.pending.remove(wu) {
-                Some(p) => Some(p),
-                None => {
-                    if !state.cancelled.remove(wu) {
-                        tracing::warn!(file = %path.display(), "a file for no work unit of this run; removed");
-                    }
+                Some(p) => {
+                    state.followed.remove(&p.key);
+                    Some(p)
+                }
+                None if state.cancelled.remove(wu) => None,
+                None if own => {
+                    tracing::warn!(file = %path.display(), "a file for no work unit of this run; removed");
                     None
                 }
+                None => continue,
             }
         };
         if let Some(Pending { key, task }) = pending {
@@ -842,14 +1173,13 @@ fn scan_run_dir(shared: &Shared) -> Vec<Event> {
             });
         }
         if shared.settings.keep_files {
-            let seen = shared.run_dir.join("seen");
+            let seen = dir.join("seen");
             let _ = std::fs::create_dir_all(&seen);
             let _ = std::fs::rename(&path, seen.join(name));
         } else {
             let _ = std::fs::remove_file(&path);
         }
     }
-    events
 }
 
 /// Most bytes of a failure record read.

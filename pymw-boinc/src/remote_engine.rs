@@ -4,7 +4,9 @@
 //! - Each submitted batch of attempts becomes one `submit_batch`: one job per
 //!   attempt, named like project-host work units, with the command line
 //!   `__pymw boinc-run --task NAME` and its input envelope inline, armored
-//!   as text ([`crate::armor`]).
+//!   as text ([`crate::armor`]). Once the server has accepted the batch,
+//!   each attempt is reported `Queued` with the job id
+//!   `boinc-remote <batch id> <job name>` ([`crate::job_id`]).
 //! - Every poll interval each unfinished batch is queried with job details:
 //!   a job `in_progress` gives `Started`; a `done` job's canonical result is
 //!   found with `query_job` and its output fetched from `get_output.php`
@@ -13,7 +15,34 @@
 //!   task's failure when the stderr can be had and carries one). A batch
 //!   whose jobs are all over is retired.
 //! - Cancelling aborts the jobs (`abort_jobs`); at shutdown the jobs still
-//!   unfinished are aborted unless the master was told to leave them.
+//!   unfinished are aborted unless the master was told to leave them, or
+//!   keeps a run store (below).
+//!
+//! # Runs that outlive their master
+//!
+//! When the master keeps a run store ([`RemoteSettings::run_name`]):
+//!
+//! - Job names start with the run's name (each master life still has its
+//!   own run id: attempt keys start again in every life).
+//! - At shutdown the unfinished jobs are left running, not aborted: the run
+//!   store records them as in flight and the next master of the run
+//!   follows them. Jobs the master cancelled were aborted when it asked.
+//! - An attempt dispatched with `reattach` = `boinc-remote BATCH JOB` is
+//!   followed when `query_batch` of that batch lists the job, the batch is
+//!   neither retired (its files may be gone) nor aborted, and the job was
+//!   not cancelled: it is reported `Queued` (same id) and then polled like
+//!   this master's own jobs, under the dispatch's new key, so that a job
+//!   that finished while no master was alive is fetched at the next poll.
+//!   A batch of an earlier master is retired once this master has followed
+//!   every job of it to its end; otherwise it is left as it is, for a later
+//!   master to follow the rest.
+//! - An attempt whose job cannot be followed is logged and submitted again
+//!   as a new job. In each of those cases (unknown batch or job, retired or
+//!   aborted batch, cancelled job) the old job cannot be running, and its
+//!   result is never fetched. When `query_batch` itself fails (the server
+//!   cannot be reached, say), the attempt is also submitted again: a job
+//!   of an earlier master that does run to its end then costs volunteer
+//!   time, but is never counted.
 //!
 //! Validation is the project's: the administrator runs this binary as the
 //! app's validator (`min_quorum` and the other work unit parameters come
@@ -27,7 +56,8 @@ use pymw_core::registry::TaskEntry;
 use pymw_core::wire::{self, InputBody};
 
 use crate::client::{ClientError, RemoteClient};
-use crate::remote::{Batch, BatchRef, InputFile, Job, JobState};
+use crate::job_id::JobId;
+use crate::remote::{Batch, BatchRef, BatchState, InputFile, Job, JobState};
 use crate::spool;
 
 /// Settings of remote mode.
@@ -50,6 +80,9 @@ pub struct RemoteSettings {
     pub leave_running: bool,
     /// Largest output downloaded, in bytes.
     pub max_output_bytes: u64,
+    /// The name of the master's run store, when it keeps one: jobs then
+    /// outlive the master (see the module docs).
+    pub run_name: Option<String>,
 }
 
 enum Command {
@@ -94,8 +127,14 @@ struct Engine {
     batches_sent: u64,
     /// Unfinished jobs by name.
     jobs: HashMap<String, Tracked>,
-    /// Unfinished batches: id and the names of their unfinished jobs.
+    /// Unfinished batches: id and the number of their unfinished jobs.
     batches: BTreeMap<u64, usize>,
+    /// Jobs of earlier masters followed, by the key of the attempt that
+    /// follows them.
+    followed: HashMap<AttemptKey, String>,
+    /// Batches of earlier masters with followed jobs: their number of jobs,
+    /// and how many of them this master followed to their end.
+    earlier_batches: HashMap<u64, (usize, usize)>,
 }
 
 impl RemoteEngine {
@@ -111,7 +150,7 @@ impl RemoteEngine {
             .block_on(client.ping())
             .map_err(|e| format!("{} did not accept the authenticator: {e}", settings.url))?;
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let run = spool::new_run_id();
+        let run = spool::new_run_id_for(settings.run_name.as_deref());
         let mut engine = Engine {
             client,
             settings,
@@ -120,6 +159,8 @@ impl RemoteEngine {
             batches_sent: 0,
             jobs: HashMap::new(),
             batches: BTreeMap::new(),
+            followed: HashMap::new(),
+            earlier_batches: HashMap::new(),
         };
         let thread = std::thread::Builder::new()
             .name("pymw-boinc-remote".into())
@@ -170,7 +211,15 @@ impl Engine {
                 _ = tick.tick() => self.poll().await,
             }
         }
-        if !self.settings.leave_running && !self.jobs.is_empty() {
+        if let Some(run) = &self.settings.run_name
+            && !self.jobs.is_empty()
+        {
+            tracing::info!(
+                run = %run,
+                "{} BOINC jobs left for the next master of the run",
+                self.jobs.len()
+            );
+        } else if !self.settings.leave_running && !self.jobs.is_empty() {
             let names: Vec<String> = self.jobs.keys().cloned().collect();
             match tokio::time::timeout(Duration::from_secs(30), self.client.abort_jobs(&names))
                 .await
@@ -187,6 +236,11 @@ impl Engine {
     }
 
     async fn submit(&mut self, batch: Vec<Dispatch>) {
+        let (earlier, mut batch): (Vec<Dispatch>, Vec<Dispatch>) =
+            batch.into_iter().partition(|d| d.reattach.is_some());
+        if !earlier.is_empty() {
+            batch.extend(self.follow_earlier(earlier).await);
+        }
         if batch.is_empty() {
             return;
         }
@@ -243,6 +297,14 @@ impl Engine {
                 for d in &batch {
                     let name = spool::wu_name(&self.run, d.key);
                     if submitted.contains(name.as_str()) {
+                        let job_id = JobId::Remote {
+                            batch: batch_id,
+                            job: name.clone(),
+                        };
+                        events.push(Event::Queued {
+                            key: d.key,
+                            job_id: job_id.to_string(),
+                        });
                         self.jobs.insert(
                             name,
                             Tracked {
@@ -256,7 +318,7 @@ impl Engine {
                         count += 1;
                     }
                 }
-                self.batches.insert(batch_id, count);
+                *self.batches.entry(batch_id).or_default() += count;
             }
             Err(None) => {}
             Err(Some(e)) => {
@@ -283,7 +345,10 @@ impl Engine {
     async fn cancel(&mut self, keys: &[AttemptKey]) {
         let mut names = Vec::new();
         for &key in keys {
-            let name = spool::wu_name(&self.run, key);
+            let name = self
+                .followed
+                .remove(&key)
+                .unwrap_or_else(|| spool::wu_name(&self.run, key));
             if let Some(t) = self.jobs.remove(&name) {
                 self.job_over(t.batch);
                 names.push(name);
@@ -302,6 +367,104 @@ impl Engine {
         if let Some(n) = self.batches.get_mut(&batch) {
             *n = n.saturating_sub(1);
         }
+        if let Some((_, ended)) = self.earlier_batches.get_mut(&batch) {
+            *ended += 1;
+        }
+    }
+
+    /// Forgets a job that is over.
+    fn forget(&mut self, name: &str, batch: u64) {
+        if let Some(t) = self.jobs.remove(name) {
+            self.followed.remove(&t.key);
+        }
+        self.job_over(batch);
+    }
+
+    /// Sorts dispatches that carry the job id of an earlier master: those
+    /// whose job can be followed are reported `Queued` and tracked; the
+    /// others are returned, to be submitted as new jobs (see the module
+    /// docs).
+    async fn follow_earlier(&mut self, dispatches: Vec<Dispatch>) -> Vec<Dispatch> {
+        let mut fresh = Vec::new();
+        let mut by_batch: BTreeMap<u64, Vec<(Dispatch, String, String)>> = BTreeMap::new();
+        for d in dispatches {
+            let id = d.reattach.clone().unwrap_or_default();
+            match JobId::parse(&id) {
+                Some(JobId::Remote { batch, job }) => {
+                    by_batch.entry(batch).or_default().push((d, job, id))
+                }
+                Some(_) => {
+                    not_followed(&id, "it is not a job of remote submission");
+                    fresh.push(d);
+                }
+                None => {
+                    not_followed(&id, "it is not a BOINC job id");
+                    fresh.push(d);
+                }
+            }
+        }
+        let mut events = Vec::new();
+        for (batch_id, list) in by_batch {
+            let status = match self.client.query_batch(&BatchRef::Id(batch_id), true).await {
+                Ok(status) => status,
+                Err(e) => {
+                    let why = format!("query_batch of batch {batch_id} failed: {e}");
+                    for (d, _, id) in list {
+                        not_followed(&id, &why);
+                        fresh.push(d);
+                    }
+                    continue;
+                }
+            };
+            let batch_over = match status.state {
+                BatchState::Retired => Some("its batch was retired"),
+                BatchState::Aborted => Some("its batch was aborted"),
+                _ => None,
+            };
+            for (d, job, id) in list {
+                let found = status.jobs.iter().find(|j| j.name == job);
+                let why = match (batch_over, found) {
+                    (Some(why), _) => Some(why),
+                    (None, None) => Some("its batch does not list it"),
+                    (None, Some(j))
+                        if j.status == Some(JobState::Error)
+                            && j.errors.iter().any(|e| e == "cancelled") =>
+                    {
+                        Some("it was cancelled")
+                    }
+                    (None, Some(_)) if self.jobs.contains_key(&job) => {
+                        Some("another attempt follows it already")
+                    }
+                    (None, Some(_)) => None,
+                };
+                if let Some(why) = why {
+                    not_followed(&id, why);
+                    fresh.push(d);
+                    continue;
+                }
+                tracing::debug!(job = %id, key = d.key, "following a BOINC job of an earlier master");
+                events.push(Event::Queued {
+                    key: d.key,
+                    job_id: id,
+                });
+                self.followed.insert(d.key, job.clone());
+                self.jobs.insert(
+                    job,
+                    Tracked {
+                        key: d.key,
+                        task: d.task,
+                        batch: batch_id,
+                        started: false,
+                        fetch_failures: 0,
+                    },
+                );
+                *self.batches.entry(batch_id).or_default() += 1;
+                let njobs = status.jobs.len().max(status.njobs as usize);
+                self.earlier_batches.entry(batch_id).or_insert((njobs, 0));
+            }
+        }
+        self.events.send(events);
+        fresh
     }
 
     async fn poll(&mut self) {
@@ -348,8 +511,7 @@ impl Engine {
                                 ));
                             }
                         }
-                        self.jobs.remove(&job.name);
-                        self.job_over(id);
+                        self.forget(&job.name, id);
                     }
                     Some(JobState::Error) => {
                         let key = tracked.key;
@@ -364,8 +526,7 @@ impl Engine {
                             &job.exit_statuses,
                             stderr.as_deref(),
                         ));
-                        self.jobs.remove(&job.name);
-                        self.job_over(id);
+                        self.forget(&job.name, id);
                     }
                     _ => {}
                 }
@@ -375,7 +536,16 @@ impl Engine {
             }
             if self.batches.get(&id) == Some(&0) {
                 self.batches.remove(&id);
-                if let Err(e) = self.client.retire_batch(id).await {
+                // A batch of an earlier master may hold jobs that a later
+                // dispatch (or master) follows: retired only when this
+                // master followed every job of it to its end.
+                let all_ours = self
+                    .earlier_batches
+                    .get(&id)
+                    .is_none_or(|&(njobs, ended)| ended >= njobs);
+                if !all_ours {
+                    tracing::debug!(batch = id, "batch of an earlier master left unretired");
+                } else if let Err(e) = self.client.retire_batch(id).await {
                     tracing::warn!(batch = id, "retire_batch failed: {e}");
                 }
             }
@@ -410,6 +580,13 @@ impl Engine {
             .min(wire::max_message_bytes() + wire::HEADER_LEN as u64);
         self.client.result_file(&instance.name, 0, limit).await
     }
+}
+
+fn not_followed(id: &str, why: &str) {
+    tracing::info!(
+        job = %id,
+        "not following a BOINC job of an earlier master ({why}): running the attempt as a new one"
+    );
 }
 
 fn lost(key: AttemptKey, cause: String) -> Event {

@@ -13,7 +13,11 @@
 //!   master. The assimilator moves a work unit's canonical output there as
 //!   `<wu name>.out`, or writes its [`FailureRecord`] as `<wu name>.err`
 //!   (each first under a `.partial` name, then renamed), and the master's
-//!   follower turns those files into events.
+//!   follower turns those files into events. Every master life has its own
+//!   run id and directory; a master of a resumable run leaves its directory
+//!   in place while work units of it are outstanding, and the next master
+//!   of the run watches it for the work units it follows
+//!   ([`crate::project`]).
 
 use std::path::{Path, PathBuf};
 
@@ -58,6 +62,25 @@ pub fn new_run_id() -> String {
         base36(nanos),
         base36(u64::from(std::process::id()))
     )
+}
+
+/// Most characters of a run name kept at the start of a run id.
+const RUN_NAME_CHARS: usize = 16;
+
+/// A new run id for a master that keeps a run store under `run_name`: the
+/// name's first letters and digits (lowercased, at most 16) before
+/// [`new_run_id`], so that the work units of a run are recognisable on
+/// the server. Every master life gets its own id all the same: attempt
+/// keys start again in each life, and work unit names must stay unique.
+pub fn new_run_id_for(run_name: Option<&str>) -> String {
+    let prefix: String = run_name
+        .unwrap_or_default()
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .take(RUN_NAME_CHARS)
+        .collect();
+    format!("{prefix}{}", new_run_id())
 }
 
 fn base36(mut n: u64) -> String {
@@ -195,6 +218,11 @@ mod tests {
         assert_eq!(parse_wu_name(&wu), Some((run.as_str(), 0x1f)));
         assert_eq!(input_name(&wu), format!("{wu}_in"));
         assert_eq!(parse_wu_name("pymw_R1_1"), None);
+        let named = new_run_id_for(Some("Nightly_Run-2025 of the big sweep"));
+        assert!(is_run_id(&named), "{named}");
+        assert!(named.starts_with("nightlyrun2025ofr"), "{named}");
+        assert!(is_run_id(&new_run_id_for(Some("_-_"))));
+        assert!(is_run_id(&new_run_id_for(None)));
         assert_eq!(parse_wu_name("pymw_r1_"), None);
         assert_eq!(parse_wu_name("other_r1_1"), None);
         assert_eq!(parse_wu_name("pymw_r1_+1"), None);

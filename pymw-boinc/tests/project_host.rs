@@ -286,6 +286,7 @@ fn events_until(
 fn key_of(e: &Event) -> u64 {
     match e {
         Event::Started { key } | Event::Finished { key, .. } | Event::Lost { key, .. } => *key,
+        Event::Queued { key, .. } => *key,
         Event::Requeued { key, .. } | Event::Held { key, .. } => *key,
         _ => u64::MAX,
     }
@@ -557,11 +558,19 @@ fn end_to_end() {
             dispatch(5, noisy::task().entry(), 50, &q2),
         ])
         .unwrap();
-    let started = events_until(&mut rx, Duration::from_secs(30), |e| e.len() >= 5);
-    assert!(
-        started.iter().all(|e| matches!(e, Event::Started { .. })),
-        "{started:?}"
-    );
+    let accepted = events_until(&mut rx, Duration::from_secs(30), |e| e.len() >= 10);
+    // Each attempt: `Queued` with the job id a later master follows, then
+    // `Started`.
+    let mut queued = HashMap::new();
+    for pair in accepted.chunks(2) {
+        match pair {
+            [Event::Queued { key, job_id }, Event::Started { key: k2 }] if key == k2 => {
+                queued.insert(*key, job_id.clone());
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(queued.len(), 5);
 
     // create_work: one --stdin run per template, argv as recorded.
     let calls = project.calls("create_work");
@@ -630,6 +639,13 @@ fn end_to_end() {
 
     // Inputs staged as `stage_file --copy` does: download/<dir>/<name> + .md5.
     let names = wu_names(&project);
+    for (key, wu) in &names {
+        assert_eq!(
+            queued[key],
+            format!("boinc-host {wu} {}", run_dir.display()),
+            "the job id names the work unit and where its output is delivered"
+        );
+    }
     let md5_line = text("create-work/18-staged-file-md5-companion.txt")
         .lines()
         .skip_while(|l| *l != "# the same as text:")
@@ -1092,6 +1108,294 @@ fn end_to_end() {
     assert!(!run_dir.exists());
 }
 
+/// The rows `mysql --batch --skip-column-names` prints for
+/// `db::workunits_query`: (name, id, assimilate_state, error_mask).
+fn workunit_rows(rows: &[(&str, u64, i64, u32)]) -> String {
+    let hex = |s: &str| s.bytes().map(|b| format!("{b:02X}")).collect::<String>();
+    rows.iter()
+        .map(|(name, id, state, mask)| format!("{}\t{id}\t{state}\t{mask}\n", hex(name)))
+        .collect()
+}
+
+/// Runs the assimilator shim for the canonical output `bytes` of `wu`, as
+/// `script_assimilator` does with the recorded argv.
+fn assimilate_output(project: &Project, daemons: &PymwDaemons, wu: &str, bytes: &[u8]) {
+    let upload = upload(project, &format!("{wu}_0_r1956895125_0"), bytes);
+    let args = recorded_call(
+        "assimilator/script-runs/a-valid-quorum1/assimilator_calls.log",
+        "script_assimilator",
+        0,
+        &[&upload],
+    );
+    let out = project.run_script(
+        &daemons.shim_name(pymw_boinc::daemons::Role::Assimilate),
+        &args,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    fs::remove_file(&upload).unwrap();
+}
+
+fn value_of(e: &Event) -> Option<(u64, u64)> {
+    match e {
+        Event::Finished {
+            key,
+            outcome: Ok(v),
+            ..
+        } => Some((*key, wire::decode_payload::<u64>(v).unwrap())),
+        _ => None,
+    }
+}
+
+/// A master of a resumable run is killed with work units in flight; while
+/// no master is alive some finish; the next master of the run gets the
+/// attempts back with their job ids and new keys, follows what can be
+/// followed (reporting what finished meanwhile under the new keys, without
+/// `create_work`), and creates again only what cannot be followed.
+fn a_restarted_master_follows_the_work_units_of_a_killed_one() {
+    let (project, daemons) = daemon_entries_missing_then_added();
+    project.answer_recorded("create_work", "create-work/20-create_work-stdin-3-jobs");
+    project.answer("mysql", b"", b"", 0);
+
+    // The first master. Its follower looks at the run directory once an
+    // hour: once "killed" below, it must take no file.
+    let mut config = project.config();
+    config.poll = Some(Duration::from_secs(3600));
+    let (sink, mut rx) = EventSink::channel();
+    let mut first = BoincBackend::new(config);
+    first.resumable("Nightly-Sweep");
+    first.start(sink).unwrap();
+    let first_dir = first.run_dir().unwrap().to_owned();
+    first
+        .submit(
+            (1..=7)
+                .map(|k| dispatch(k, double::task().entry(), k, &[]))
+                .collect(),
+        )
+        .unwrap();
+    let accepted = events_until(&mut rx, Duration::from_secs(30), |e| e.len() >= 14);
+    let job_ids: HashMap<u64, String> = accepted
+        .iter()
+        .filter_map(|e| match e {
+            Event::Queued { key, job_id } => Some((*key, job_id.clone())),
+            _ => None,
+        })
+        .collect();
+    let names = wu_names(&project);
+    assert_eq!(names.len(), 7);
+    for (key, wu) in &names {
+        assert!(wu.starts_with("pymw_nightlysweepr"), "{wu}");
+        assert_eq!(
+            job_ids[key],
+            format!("boinc-host {wu} {}", first_dir.display())
+        );
+    }
+    // Killed: no shutdown runs, nothing is cancelled or removed.
+    std::mem::forget(first);
+    drop(rx);
+
+    // While no master is alive: 1 and 7 are assimilated with an output, 2
+    // fails everywhere (the recorded Rust panic).
+    let output = |x: u64| {
+        let v = wire::encode_payload(&(x * 2));
+        output_envelope(double::task().entry(), Outcome::Ok(&v), "volunteer")
+    };
+    assimilate_output(&project, &daemons, &names[&1], &output(1));
+    assimilate_output(&project, &daemons, &names[&7], &output(7));
+    let recorded =
+        text("exit-behaviour/f-rust-panic-exit-101/result.stderr_out.slot-copy_010204_0.txt");
+    let wu2 = &names[&2];
+    project.answer(
+        "mysql",
+        mysql_rows(wu2, &[(61, &format!("{wu2}_0"), 3, 3, 101, 2, &recorded)]).as_bytes(),
+        b"",
+        0,
+    );
+    let out = project.run_script(
+        &daemons.shim_name(pymw_boinc::daemons::Role::Assimilate),
+        &["--error".into(), "10".into(), "102".into()],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    for k in [1, 2, 7] {
+        assert!(
+            fs::read_dir(&first_dir).unwrap().any(|e| e
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with(&names[&k])),
+            "delivered into the dead master's run directory"
+        );
+    }
+
+    // The project database as the next master finds it: 3 and 6 still in
+    // progress, 4 unknown (purged), 5 assimilated but its output taken.
+    project.answer(
+        "mysql",
+        workunit_rows(&[
+            (&names[&1], 101, 2, 0),
+            (&names[&2], 102, 2, 10),
+            (&names[&3], 103, 0, 0),
+            (&names[&5], 105, 2, 0),
+            (&names[&6], 106, 0, 0),
+        ])
+        .as_bytes(),
+        b"",
+        0,
+    );
+    let mysql_before = project.calls("mysql").len();
+    let (sink, mut rx) = EventSink::channel();
+    let mut second = BoincBackend::new(project.config());
+    second.resumable("Nightly-Sweep");
+    second.start(sink).unwrap();
+    let second_dir = second.run_dir().unwrap().to_owned();
+    assert_ne!(first_dir, second_dir, "each master has its own run id");
+    let again = |key: u64, earlier: u64| Dispatch {
+        reattach: Some(job_ids[&earlier].clone()),
+        ..dispatch(key, double::task().entry(), earlier, &[])
+    };
+    second
+        .submit(vec![
+            again(11, 1),
+            again(12, 2),
+            again(13, 3),
+            again(14, 4),
+            again(15, 5),
+            again(16, 6),
+            Dispatch {
+                reattach: Some("12.0".into()),
+                ..dispatch(18, double::task().entry(), 8, &[])
+            },
+        ])
+        .unwrap();
+    let got = events_until(&mut rx, Duration::from_secs(30), |e| {
+        e.iter().any(|e| matches!(e, Event::Lost { key: 12, .. }))
+            && e.iter().any(|e| value_of(e) == Some((11, 2)))
+            && [14, 15, 18].iter().all(|k| {
+                e.iter()
+                    .any(|e| matches!(e, Event::Started { key } if key == k))
+            })
+    });
+    let queued: HashMap<u64, String> = got
+        .iter()
+        .filter_map(|e| match e {
+            Event::Queued { key, job_id } => Some((*key, job_id.clone())),
+            _ => None,
+        })
+        .collect();
+    // Followed under the new keys, with the same job ids.
+    for (key, earlier) in [(11, 1), (12, 2), (13, 3), (16, 6)] {
+        assert_eq!(queued[&key], job_ids[&earlier], "key {key}");
+    }
+    match got
+        .iter()
+        .find(|e| key_of(e) == 12 && matches!(e, Event::Lost { .. }))
+    {
+        Some(Event::Lost { cause, .. }) => assert!(
+            cause.contains(&format!(
+                "BOINC work unit {wu2} (102) failed: error_mask 0xa"
+            )),
+            "{cause}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    // One question to the database about every work unit it may follow.
+    let asked = project.calls("mysql")[mysql_before].2.clone();
+    assert_eq!(
+        asked,
+        pymw_boinc::db::workunits_query(&(1..=6).map(|k| names[&k].clone()).collect::<Vec<_>>())
+            .unwrap()
+    );
+    // create_work ran once more, for exactly 14, 15 and 18, under the new
+    // master's run id; no earlier work unit was created again.
+    let calls = project.calls("create_work");
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    let mut created: Vec<(String, u64)> = calls[1]
+        .2
+        .lines()
+        .map(|line| {
+            let wu = split_command_line(line)[1].clone();
+            let (run, key) = pymw_boinc::spool::parse_wu_name(&wu).unwrap();
+            assert_eq!(Some(run), second_dir.file_name().unwrap().to_str());
+            (wu.clone(), key)
+        })
+        .collect();
+    created.sort_by_key(|(_, k)| *k);
+    assert_eq!(
+        created.iter().map(|(_, k)| *k).collect::<Vec<_>>(),
+        [14, 15, 18]
+    );
+    for (wu, key) in &created {
+        assert_eq!(
+            queued[key],
+            format!("boinc-host {wu} {}", second_dir.display())
+        );
+    }
+    // The file of a work unit that this master does not follow (yet) is
+    // left where a later dispatch can take it.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(first_dir.join(format!("{}.out", names[&7])).is_file());
+
+    // 3 finishes now: reported under its new key.
+    assimilate_output(&project, &daemons, &names[&3], &output(3));
+    let got = events_until(&mut rx, Duration::from_secs(10), |e| !e.is_empty());
+    assert_eq!(
+        got.iter().filter_map(value_of).collect::<Vec<_>>(),
+        [(13, 6)],
+        "{got:?}"
+    );
+
+    // Cancelling a followed attempt cancels the earlier master's work unit.
+    let before = project.calls("mysql").len();
+    second.cancel(&[16]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while project.calls("mysql").len() == before {
+        assert!(Instant::now() < deadline, "no cancel query");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        project.calls("mysql")[before].2,
+        pymw_boinc::db::cancel_query(std::slice::from_ref(&names[&6])).unwrap()
+    );
+
+    // A clean shutdown of a resumable run with work outstanding (14, 15,
+    // 18): nothing cancelled, both run directories kept.
+    let before = project.calls("mysql").len();
+    second.shutdown();
+    assert_eq!(project.calls("mysql").len(), before, "nothing cancelled");
+    assert!(second_dir.is_dir() && first_dir.is_dir());
+
+    // A third master follows 7, delivered before it started; with nothing
+    // left pending at shutdown it removes its run directory, and the first
+    // master's, now empty.
+    project.answer(
+        "mysql",
+        workunit_rows(&[(&names[&7], 107, 2, 0)]).as_bytes(),
+        b"",
+        0,
+    );
+    let (sink, mut rx) = EventSink::channel();
+    let mut third = BoincBackend::new(project.config());
+    third.resumable("Nightly-Sweep");
+    third.start(sink).unwrap();
+    let third_dir = third.run_dir().unwrap().to_owned();
+    third.submit(vec![again(21, 7)]).unwrap();
+    let got = events_until(&mut rx, Duration::from_secs(10), |e| {
+        e.iter().any(|e| value_of(e).is_some())
+    });
+    assert_eq!(
+        got.iter().filter_map(value_of).collect::<Vec<_>>(),
+        [(21, 14)]
+    );
+    third.shutdown();
+    assert!(!third_dir.exists() && !first_dir.exists());
+    assert!(second_dir.is_dir(), "14, 15 and 18 still deliver there");
+    assert_eq!(project.calls("create_work").len(), 2);
+}
+
 fn bad_resources_are_reported_per_attempt() {
     let (project, _) = daemon_entries_missing_then_added();
     project.answer_recorded("create_work", "create-work/20-create_work-stdin-3-jobs");
@@ -1207,6 +1511,10 @@ fn main() {
     pymw_core::worker::init_with(&pymw_boinc::ROLES);
     common::run_cases(&[
         ("end_to_end", end_to_end),
+        (
+            "a_restarted_master_follows_the_work_units_of_a_killed_one",
+            a_restarted_master_follows_the_work_units_of_a_killed_one,
+        ),
         (
             "bad_resources_are_reported_per_attempt",
             bad_resources_are_reported_per_attempt,

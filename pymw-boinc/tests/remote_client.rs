@@ -525,7 +525,7 @@ fn remote_mode_submits_follows_fetches_and_retires() {
     let deadline = Instant::now() + Duration::from_secs(20);
     while events
         .iter()
-        .filter(|e| !matches!(e, Event::Started { .. }))
+        .filter(|e| !matches!(e, Event::Started { .. } | Event::Queued { .. }))
         .count()
         < 3
     {
@@ -537,8 +537,12 @@ fn remote_mode_submits_follows_fetches_and_retires() {
     }
     let mut finished = HashMap::new();
     let mut started = Vec::new();
+    let mut queued = HashMap::new();
     for e in &events {
         match e {
+            Event::Queued { key, job_id } => {
+                queued.insert(*key, job_id.clone());
+            }
             Event::Started { key } => started.push(*key),
             Event::Finished {
                 key,
@@ -567,6 +571,14 @@ fn remote_mode_submits_follows_fetches_and_retires() {
     }
     assert_eq!(started, [3], "j2 was in progress at the first poll");
     assert_eq!(finished, HashMap::from([(1, 2), (3, 6)]));
+    // Queued with the batch id of the recorded reply and the job's name.
+    let names = state.lock().unwrap().names.clone();
+    assert_eq!(
+        queued,
+        (1..=3)
+            .map(|k| (k, format!("boinc-remote 1 {}", names[k as usize - 1])))
+            .collect::<HashMap<_, _>>()
+    );
 
     // The submit carried one inline, armored envelope per job.
     let requests = server.requests();
@@ -576,7 +588,6 @@ fn remote_mode_submits_follows_fetches_and_retires() {
         .unwrap()
         .xml();
     assert!(submit.contains("<app_name>probebatch</app_name>"));
-    let names = state.lock().unwrap().names.clone();
     for (i, name) in names.iter().enumerate() {
         assert!(submit.contains(&format!("<name>{name}</name>")));
         let src = submit
@@ -632,4 +643,294 @@ fn remote_mode_submits_follows_fetches_and_retires() {
         remote::abort_jobs_request(AUTH, &[name]).unwrap()
     );
     backend.shutdown();
+}
+
+/// Remote mode across master lives: a master of a resumable run is killed
+/// with a batch in flight; the next master of the run gets the attempts
+/// back with their job ids and new keys, follows the jobs of that batch
+/// (the one that finished while no master was alive, the running one),
+/// submits again only the attempts whose job the server does not know,
+/// and retires the earlier batch once it followed every job of it.
+#[test]
+fn remote_mode_follows_the_jobs_of_a_killed_master() {
+    #[derive(Default)]
+    struct State {
+        /// Job names of each batch submitted, batch id = index + 1.
+        batches: Vec<Vec<String>>,
+        /// The recorded `query_batch` reply batch 1 gets.
+        batch1: &'static str,
+        outputs: HashMap<String, Vec<u8>>,
+    }
+    let state = Arc::new(Mutex::new(State {
+        batch1: "06-query_batch-queued",
+        ..State::default()
+    }));
+    let s = state.clone();
+    let server = Server::start(Arc::new(move |req: &Request| {
+        let mut st = s.lock().unwrap();
+        let subst = |names: &[String]| -> Vec<(String, String)> {
+            names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (format!("rsA_012602_j{i}"), n.clone()))
+                .collect()
+        };
+        if req.method == "GET" {
+            let result = req
+                .target
+                .split("result_name=")
+                .nth(1)
+                .unwrap()
+                .split('&')
+                .next()
+                .unwrap()
+                .to_owned();
+            let Some(output) = st.outputs.get(&result) else {
+                return recorded_reply("68-get_output-unknown-result", &[]);
+            };
+            let mut reply = recorded_reply("18-get_output-result_file", &[]);
+            reply.body = output.clone();
+            return reply;
+        }
+        let xml = req.xml();
+        let command = xml[1..xml.find('>').unwrap()].to_owned();
+        let batch_id = || -> usize {
+            xml.split("<batch_id>")
+                .nth(1)
+                .unwrap()
+                .split('<')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        match command.as_str() {
+            "ping" => recorded_reply("01-ping", &[]),
+            "submit_batch" => {
+                st.batches.push(
+                    xml.split("<name>")
+                        .skip(1)
+                        .map(|p| p.split("</name>").next().unwrap().to_owned())
+                        .collect(),
+                );
+                let id = st.batches.len();
+                recorded_reply(
+                    "04-submit_batch-inline",
+                    &[(
+                        "<batch_id>1</batch_id>".into(),
+                        format!("<batch_id>{id}</batch_id>"),
+                    )],
+                )
+            }
+            "query_batch" => match batch_id() {
+                1 => recorded_reply(st.batch1, &subst(&st.batches[0])),
+                2 => recorded_reply("06-query_batch-queued", &subst(&st.batches[1])),
+                _ => recorded_reply("59-error-no-such-batch", &[]),
+            },
+            "query_job" if xml.contains("<job_id>58</job_id>") => {
+                recorded_reply("10-query_job-done", &subst(&st.batches[0]))
+            }
+            "query_job" if xml.contains("<job_id>60</job_id>") => {
+                let mut r = subst(&st.batches[0]);
+                r.insert(0, ("rsA_012602_j0".into(), st.batches[0][2].clone()));
+                r.push(("<id>63</id>".into(), "<id>65</id>".into()));
+                recorded_reply("10-query_job-done", &r)
+            }
+            "retire_batch" => recorded_reply("26-retire_batch", &[]),
+            "abort_jobs" => recorded_reply("41-abort_jobs", &[]),
+            other => panic!("unexpected {other}"),
+        }
+    }));
+    let dispatch = |key: u64, x: u64, reattach: Option<String>| Dispatch {
+        key,
+        task: double::task().entry(),
+        input: wire::encode_payload(&x).into(),
+        attempt: 0,
+        resources: None,
+        reattach,
+    };
+    let collect = |rx: &mut tokio::sync::mpsc::UnboundedReceiver<Vec<Event>>,
+                   done: &dyn Fn(&[Event]) -> bool| {
+        let mut events = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !done(&events) {
+            assert!(Instant::now() < deadline, "{events:?}");
+            match rx.try_recv() {
+                Ok(b) => events.extend(b),
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+        events
+    };
+    let queued = |events: &[Event]| -> HashMap<u64, String> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Queued { key, job_id } => Some((*key, job_id.clone())),
+                _ => None,
+            })
+            .collect()
+    };
+
+    // The first master polls once an hour: once "killed", it asks nothing.
+    let mut config = BoincConfig::remote(server.url(), AUTH, "probebatch");
+    config.poll = Some(Duration::from_secs(3600));
+    let (sink, mut rx) = EventSink::channel();
+    let mut first = BoincBackend::new(config);
+    first.resumable("sweep");
+    first.start(sink).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    first
+        .submit(vec![
+            dispatch(1, 1, None),
+            dispatch(2, 2, None),
+            dispatch(3, 3, None),
+        ])
+        .unwrap();
+    let events = collect(&mut rx, &|e| e.len() >= 3);
+    let job_ids = queued(&events);
+    let names = state.lock().unwrap().batches[0].clone();
+    for (k, name) in names.iter().enumerate() {
+        assert!(name.starts_with("pymw_sweepr"), "{name}");
+        assert_eq!(job_ids[&(k as u64 + 1)], format!("boinc-remote 1 {name}"));
+    }
+    // Killed: no shutdown, so no abort.
+    std::mem::forget(first);
+    drop(rx);
+
+    // While no master is alive j0 is done (its output uploaded) and j2 runs.
+    let output = |x: u64| {
+        let value = wire::encode_payload(&(x * 2));
+        let mut out = Vec::new();
+        wire::encode_output(
+            &OutputBody {
+                task: double::NAME,
+                fingerprint: (double::task().entry().fingerprint)(),
+                outcome: Outcome::Ok(&value),
+                stats: WorkerStats::default(),
+            },
+            &mut out,
+        );
+        out
+    };
+    {
+        let mut st = state.lock().unwrap();
+        st.batch1 = "07-query_batch-in-progress";
+        st.outputs.insert(format!("{}_0", names[0]), output(1));
+    }
+
+    let mut config = BoincConfig::remote(server.url(), AUTH, "probebatch");
+    config.poll = Some(Duration::from_millis(100));
+    let (sink, mut rx) = EventSink::channel();
+    let mut second = BoincBackend::new(config);
+    second.resumable("sweep");
+    second.start(sink).unwrap();
+    second
+        .submit(vec![
+            dispatch(11, 1, Some(job_ids[&1].clone())),
+            dispatch(12, 2, Some(job_ids[&2].clone())),
+            dispatch(13, 3, Some(job_ids[&3].clone())),
+            // A job its batch does not list, a batch the server does not know.
+            dispatch(14, 4, Some(format!("boinc-remote 1 {}f", names[0]))),
+            dispatch(15, 5, Some("boinc-remote 999999 pymw_sweepr1_1".into())),
+        ])
+        .unwrap();
+    let events = collect(&mut rx, &|e| {
+        queued(e).len() == 5
+            && e.iter()
+                .any(|e| matches!(e, Event::Finished { key: 11, .. }))
+            && e.iter().any(|e| matches!(e, Event::Started { key: 13 }))
+    });
+    let second_ids = queued(&events);
+    for k in 1..=3 {
+        assert_eq!(
+            second_ids[&(k + 10)],
+            job_ids[&k],
+            "followed under the new key"
+        );
+    }
+    let batches = state.lock().unwrap().batches.clone();
+    assert_eq!(batches.len(), 2, "one more submit_batch: {batches:?}");
+    assert_eq!(batches[1].len(), 2, "{batches:?}");
+    for (name, key) in batches[1].iter().zip([14, 15]) {
+        assert!(!names.contains(name));
+        let (_, k) = pymw_boinc::spool::parse_wu_name(name).unwrap();
+        assert_eq!(k, key);
+        assert_eq!(second_ids[&key], format!("boinc-remote 2 {name}"));
+    }
+    match events
+        .iter()
+        .find(|e| matches!(e, Event::Finished { key: 11, .. }))
+    {
+        Some(Event::Finished { outcome: Ok(v), .. }) => {
+            assert_eq!(wire::decode_payload::<u64>(v).unwrap(), 2)
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // Cancelling a followed attempt aborts the earlier master's job.
+    second.cancel(&[12]);
+    let wait_for = |what: &str, f: &dyn Fn(&[Request]) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !f(&server.requests()) {
+            assert!(Instant::now() < deadline, "no {what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait_for("abort_jobs", &|r| {
+        r.iter().any(|r| r.xml().starts_with("<abort_jobs>"))
+    });
+    let abort = server
+        .requests()
+        .into_iter()
+        .find(|r| r.xml().starts_with("<abort_jobs>"))
+        .unwrap();
+    assert_eq!(
+        abort.xml(),
+        remote::abort_jobs_request(AUTH, std::slice::from_ref(&names[1])).unwrap()
+    );
+
+    // j2 ends: reported under its new key; every job of batch 1 was
+    // followed to its end, so the batch is retired.
+    {
+        let mut st = state.lock().unwrap();
+        st.batch1 = "12-query_batch-done";
+        st.outputs.insert(format!("{}_0", names[2]), output(3));
+    }
+    let events = collect(&mut rx, &|e| {
+        e.iter()
+            .any(|e| matches!(e, Event::Finished { key: 13, .. }))
+    });
+    for e in &events {
+        match e {
+            Event::Finished {
+                key: 13,
+                outcome: Ok(v),
+                ..
+            } => assert_eq!(wire::decode_payload::<u64>(v).unwrap(), 6),
+            Event::Started { key: 13 } => {}
+            other => panic!("nothing about the cancelled job: {other:?}"),
+        }
+    }
+    wait_for("retire_batch", &|r| {
+        r.iter().any(|r| r.xml().starts_with("<retire_batch>"))
+    });
+    let retired: Vec<String> = server
+        .requests()
+        .iter()
+        .map(Request::xml)
+        .filter(|x| x.starts_with("<retire_batch>"))
+        .collect();
+    assert_eq!(retired, [remote::retire_batch_request(AUTH, 1).unwrap()]);
+
+    // A clean shutdown with 14 and 15 in flight leaves them for the next
+    // master: no abort.
+    let aborts = |r: &[Request]| {
+        r.iter()
+            .filter(|r| r.xml().starts_with("<abort_jobs>"))
+            .count()
+    };
+    let before = aborts(&server.requests());
+    second.shutdown();
+    assert_eq!(aborts(&server.requests()), before);
 }
