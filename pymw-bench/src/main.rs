@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! cargo run --release -p pymw-bench -- [--quick]
+//! cargo run --release -p pymw-bench -- store [--quick]   # only the run store's figures
 //! cargo run --release -p pymw-bench -- condor     # needs an HTCondor pool (testbeds/condor)
 //! ```
 //!
@@ -13,12 +14,20 @@
 //!   serially in this process;
 //! - 1 MB inputs and outputs: bytes per second through the workers against a
 //!   plain in-process copy of the same bytes;
-//! - a map over 1,000,000 tiny inputs: the master's peak RSS (bounded memory).
+//! - a map over 1,000,000 tiny inputs: the master's peak RSS (bounded memory);
+//! - the run store (see the `store` module): 1,000,000 tiny tasks with the
+//!   store as the master's journal vs without (target: on/off >= 0.50), then
+//!   a resume of that finished run by a new master, against the run's first
+//!   life (target: under 10 s; no task may run), and the master's peak RSS
+//!   during the resume.
 //!
-//! `condor` runs tiny tasks through `--backend condor` against the same tasks
-//! as one hand-written `condor_submit` cluster (see the `condor` module).
+//! `--quick` runs a tenth of each (100,000 tasks for the store's figures).
+//! `store` runs only the run store's figures. `condor` runs tiny tasks
+//! through `--backend condor` against the same tasks as one hand-written
+//! `condor_submit` cluster (see the `condor` module).
 
 mod condor;
+mod store;
 
 use clap::Parser;
 use pymw::blocking::Master;
@@ -78,13 +87,13 @@ struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
     /// Smaller runs (for CI smoke checks); the figures are noisier.
-    #[arg(long)]
+    #[arg(long, global = true)]
     quick: bool,
     /// Only the tiny-task throughput (for profiling).
     #[arg(long)]
     only_tiny: bool,
     /// Worker processes.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, global = true)]
     workers: usize,
 }
 
@@ -92,6 +101,8 @@ struct Cli {
 enum Command {
     /// Tiny tasks through `--backend condor` vs one raw `condor_submit` cluster (needs a pool)
     Condor(condor::CondorBench),
+    /// Only the run store's figures: tiny tasks with the store on vs off, and a resume
+    Store(store::StoreBench),
 }
 
 fn master(workers: usize) -> anyhow::Result<Master> {
@@ -125,6 +136,9 @@ fn main() -> anyhow::Result<()> {
         cli.workers,
         std::thread::available_parallelism()?.get()
     );
+    if let Some(Command::Store(opts)) = &cli.command {
+        return store::run(opts, cli.quick, cli.workers);
+    }
 
     // 0. A million tiny inputs: the master's memory stays bounded.
     let small = self::master(cli.workers)?;
@@ -254,7 +268,10 @@ fn main() -> anyhow::Result<()> {
         bytes / memcpy.as_secs_f64() / 1e9,
         memcpy.as_secs_f64() / elapsed.as_secs_f64()
     );
-    Ok(())
+    drop(master);
+
+    // 4. The run store.
+    store::run(&store::StoreBench::default(), cli.quick, cli.workers)
 }
 
 /// Tasks per second when each task is a new process of this binary reading
