@@ -4,7 +4,6 @@
 
 use crate::wire::{Failure, WorkerStats};
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// A task's identity within a run: a hash of its fingerprint, its input and
@@ -24,8 +23,18 @@ pub struct JournalTask {
     pub fingerprint: u64,
     /// Its position in the run's submission order.
     pub position: u64,
-    /// Its input (postcard payload).
-    pub input: Arc<[u8]>,
+    /// The hash of its input, as [`Journal::identify`] computed it.
+    pub input_hash: [u8; 16],
+}
+
+/// A task's identity and the hash of its input (from which the identity is
+/// made; the result cache is keyed by it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Identified {
+    /// The task's identity in the run.
+    pub identity: Identity,
+    /// The hash of its input bytes.
+    pub input_hash: [u8; 16],
 }
 
 /// How an attempt ended.
@@ -97,8 +106,9 @@ pub struct InFlight {
 /// master's driver in batches and must not block (hand the writing to a
 /// thread); a write that fails is reported by [`Journal::error`].
 pub trait Journal: Send + Sync + 'static {
-    /// The identity of a task (see [`Identity`]).
-    fn identify(&self, fingerprint: u64, input: &[u8], position: u64) -> Identity;
+    /// The identity of a task (see [`Identity`]), with its input's hash:
+    /// computed once per task, on the master's hot path.
+    fn identify(&self, fingerprint: u64, input: &[u8], position: u64) -> Identified;
 
     /// Outcomes finished in earlier lives of this run; called once, when the
     /// master starts.
@@ -113,7 +123,7 @@ pub trait Journal: Send + Sync + 'static {
 
     /// A value from the cross-run result cache for this task and input, if
     /// the cache is on and holds one.
-    fn cached(&self, fingerprint: u64, input: &[u8]) -> Option<Vec<u8>>;
+    fn cached(&self, fingerprint: u64, input_hash: &[u8; 16]) -> Option<Vec<u8>>;
 
     /// Tasks accepted.
     fn submitted(&self, tasks: Vec<JournalTask>);

@@ -8,7 +8,7 @@
 use crate::backend::{AttemptKey, Backend, Dispatch, Event, EventSink, Resources};
 use crate::error::{Error, TaskError};
 use crate::journal::{
-    Identity, InFlight, Journal, JournalFinished, JournalOutcome, JournalTask, Recorded,
+    Identified, Identity, InFlight, Journal, JournalFinished, JournalOutcome, JournalTask, Recorded,
 };
 use crate::registry::{Task, TaskEntry};
 use crate::wire::{Failure, WorkerStats};
@@ -873,6 +873,15 @@ impl TaskState {
     }
 }
 
+/// What the journal makes of a new task.
+enum Admission {
+    /// Run it; it is recorded under this identity.
+    Run(Identity),
+    /// Answer it without running: its recorded outcome, or `None` when the
+    /// journal has failed.
+    Answer(Option<Recorded>),
+}
+
 /// A map or task set, as the driver sees it.
 struct StreamState {
     tx: mpsc::UnboundedSender<StreamBatch>,
@@ -996,9 +1005,9 @@ impl Driver {
                 for task in tasks {
                     let identity = match self.journal.clone() {
                         Some(journal) => match self.admit(&*journal, &task) {
-                            Some(identity) => Some(identity),
-                            None => {
-                                self.answer_from_journal(task);
+                            Admission::Run(identity) => Some(identity),
+                            Admission::Answer(recorded) => {
+                                self.answer_from_journal(task, recorded);
                                 continue;
                             }
                         },
@@ -1049,26 +1058,28 @@ impl Driver {
         }
     }
 
-    /// Records a new task in the journal and returns its identity; `None`
-    /// when the journal answers it instead (finished before, cached, or the
-    /// journal failed), which [`Driver::answer_from_journal`] then does.
-    fn admit(&mut self, journal: &dyn Journal, task: &NewTask) -> Option<Identity> {
+    /// Records a new task in the journal, or finds its outcome there
+    /// (finished in an earlier life, or in the result cache).
+    fn admit(&mut self, journal: &dyn Journal, task: &NewTask) -> Admission {
         if self.journal_failed.is_some() {
-            return None;
+            return Admission::Answer(None);
         }
         let fingerprint = self.fingerprint(task.entry);
-        let identity = journal.identify(fingerprint, &task.input, task.position);
-        if self.recorded.contains_key(&identity) {
-            return None;
+        let Identified {
+            identity,
+            input_hash,
+        } = journal.identify(fingerprint, &task.input, task.position);
+        if let Some(recorded) = self.recorded.remove(&identity) {
+            return Admission::Answer(Some(recorded));
         }
         self.journal_submitted.push(JournalTask {
             identity,
             task: task.entry.name,
             fingerprint,
             position: task.position,
-            input: task.input.clone(),
+            input_hash,
         });
-        if let Some(value) = journal.cached(fingerprint, &task.input) {
+        if let Some(value) = journal.cached(fingerprint, &input_hash) {
             // Answered from the cross-run cache: recorded as such, not run.
             self.journal_finished.push(JournalFinished {
                 identity,
@@ -1077,18 +1088,18 @@ impl Driver {
                 stats: WorkerStats::default(),
                 stderr_tail: String::new(),
             });
-            self.recorded.insert(identity, Recorded::Value(value));
-            return None;
+            return Admission::Answer(Some(Recorded::Value(value)));
         }
-        Some(identity)
+        Admission::Run(identity)
     }
 
-    /// Answers a task without running it: from an earlier life of the run,
-    /// the result cache, or with the journal's failure.
-    fn answer_from_journal(&mut self, task: NewTask) {
+    /// Answers a task without running it: with its outcome from an earlier
+    /// life of the run or the result cache, or (`None`) with the journal's
+    /// failure.
+    fn answer_from_journal(&mut self, task: NewTask, recorded: Option<Recorded>) {
         let name = task.entry.name;
-        if let Some(message) = &self.journal_failed {
-            let message = message.clone();
+        let Some(recorded) = recorded else {
+            let message = self.journal_failed.clone().unwrap_or_default();
             self.deliver(
                 task.sink,
                 Err(TaskError::NotRecorded {
@@ -1098,17 +1109,14 @@ impl Driver {
                 Outcome::Failed,
             );
             return;
-        }
-        let fingerprint = self.fingerprint(task.entry);
-        let journal = self.journal.clone().expect("a journal");
-        let identity = journal.identify(fingerprint, &task.input, task.position);
-        match self.recorded.remove(&identity) {
-            Some(Recorded::Value(value)) => self.deliver(
+        };
+        match recorded {
+            Recorded::Value(value) => self.deliver(
                 task.sink,
                 Ok((value, WorkerStats::default())),
                 Outcome::Done,
             ),
-            Some(Recorded::Failed(failure)) => {
+            Recorded::Failed(failure) => {
                 let error = TaskError::Failed {
                     task: name,
                     failure,
@@ -1117,7 +1125,6 @@ impl Driver {
                 };
                 self.deliver(task.sink, Err(error), Outcome::Failed);
             }
-            None => {}
         }
     }
 

@@ -8,7 +8,7 @@ use crate::record::{
 };
 use crate::{InputHash, RunStore, StoredOutcome};
 use pymw_core::journal::{
-    Identity, InFlight, Journal, JournalFinished, JournalOutcome, JournalTask, Recorded,
+    Identified, Identity, InFlight, Journal, JournalFinished, JournalOutcome, JournalTask, Recorded,
 };
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -60,32 +60,40 @@ fn outcome(outcome: JournalOutcome) -> AttemptOutcome {
 }
 
 impl Journal for StoreJournal {
-    fn identify(&self, fingerprint: u64, input: &[u8], position: u64) -> Identity {
-        TaskIdentity::new(fingerprint, input, position).0
+    fn identify(&self, fingerprint: u64, input: &[u8], position: u64) -> Identified {
+        let input_hash = input_hash(input);
+        Identified {
+            identity: TaskIdentity::from_parts(fingerprint, input_hash, position).0,
+            input_hash: input_hash.0,
+        }
     }
 
     fn recorded(&self) -> Result<HashMap<Identity, Recorded>, String> {
-        let finished = self
-            .with(|store| store.load_finished())
-            .ok_or("the run store is closed")?
-            .map_err(|e| e.to_string())?;
-        let mut recorded = HashMap::with_capacity(finished.len());
-        for (identity, stored) in finished {
-            let entry = match stored {
-                StoredOutcome::Done { value, .. } => match value.into_bytes() {
-                    Ok(bytes) => Recorded::Value(bytes),
-                    // A value file that is gone: run the task again.
-                    Err(_) => continue,
+        let mut recorded = HashMap::new();
+        self.with(|store| {
+            store.for_each_finished(
+                &mut recorded,
+                |recorded, count| recorded.reserve(count),
+                |recorded, identity, stored| {
+                    let entry = match stored {
+                        StoredOutcome::Done { value, .. } => match value.into_bytes() {
+                            Ok(bytes) => Recorded::Value(bytes),
+                            // A value file that is gone: run the task again.
+                            Err(_) => return,
+                        },
+                        // Only deterministic failures are final; a task lost
+                        // or timed out in an earlier life runs again.
+                        StoredOutcome::Failed { failure, .. } => match failure.to_failure() {
+                            Some(failure) => Recorded::Failed(failure),
+                            None => return,
+                        },
+                    };
+                    recorded.insert(identity.0, entry);
                 },
-                // Only deterministic failures are final; a task lost or
-                // timed out in an earlier life runs again.
-                StoredOutcome::Failed { failure, .. } => match failure.to_failure() {
-                    Some(failure) => Recorded::Failed(failure),
-                    None => continue,
-                },
-            };
-            recorded.insert(identity.0, entry);
-        }
+            )
+        })
+        .ok_or("the run store is closed")?
+        .map_err(|e| e.to_string())?;
         Ok(recorded)
     }
 
@@ -120,13 +128,13 @@ impl Journal for StoreJournal {
         Ok(in_flight)
     }
 
-    fn cached(&self, fingerprint: u64, input: &[u8]) -> Option<Vec<u8>> {
+    fn cached(&self, fingerprint: u64, input_hash: &[u8; 16]) -> Option<Vec<u8>> {
         if !self.cache {
             return None;
         }
         self.with(|store| {
             store
-                .cache_get(fingerprint, &input_hash(input))
+                .cache_get(fingerprint, &InputHash(*input_hash))
                 .ok()
                 .flatten()
         })
@@ -141,7 +149,7 @@ impl Journal for StoreJournal {
         let submitted = tasks
             .into_iter()
             .map(|task| {
-                let hash = input_hash(&task.input);
+                let hash = InputHash(task.input_hash);
                 if let Some(pending) = pending.as_mut() {
                     pending.insert(task.identity, (task.fingerprint, hash, task.task));
                 }

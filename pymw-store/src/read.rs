@@ -58,6 +58,27 @@ pub(crate) fn load_finished(
     conn: &Connection,
     dir: &Path,
 ) -> Result<HashMap<TaskIdentity, StoredOutcome, IdentityHash>, StoreError> {
+    let mut out = HashMap::with_hasher(IdentityHash);
+    for_each_finished(
+        conn,
+        dir,
+        &mut out,
+        |out, count| out.reserve(count),
+        |out, identity, outcome| {
+            out.insert(identity, outcome);
+        },
+    )?;
+    Ok(out)
+}
+
+/// See [`crate::RunStore::for_each_finished`].
+pub(crate) fn for_each_finished<S>(
+    conn: &Connection,
+    dir: &Path,
+    state: &mut S,
+    count: impl FnOnce(&mut S, usize),
+    mut each: impl FnMut(&mut S, TaskIdentity, StoredOutcome),
+) -> Result<(), StoreError> {
     let sql = |e| StoreError::sqlite(dir, e);
     conn.execute_batch("BEGIN").map_err(sql)?;
     let result = (|| {
@@ -71,10 +92,7 @@ pub(crate) fn load_finished(
         let in_blocks: Option<i64> = conn
             .query_row("SELECT sum(count) FROM task_blocks", [], |r| r.get(0))
             .map_err(sql)?;
-        let mut out = HashMap::with_capacity_and_hasher(
-            (rows + in_blocks.unwrap_or(0)) as usize,
-            IdentityHash,
-        );
+        count(state, (rows + in_blocks.unwrap_or(0)) as usize);
         let mut stmt = conn
             .prepare(&format!(
                 "SELECT t.identity, t.state, t.attempts, a.host, a.value, a.value_file, a.wall_ns, a.cpu_ns,
@@ -126,7 +144,7 @@ pub(crate) fn load_finished(
                 Ok((identity, outcome))
             };
             let (identity, outcome) = read().map_err(sql)?;
-            out.insert(identity, outcome);
+            each(state, identity, outcome);
         }
         let superseded = superseded(conn).map_err(sql)?;
         let mut stmt = conn
@@ -141,7 +159,8 @@ pub(crate) fn load_finished(
                 if !superseded.is_empty() && superseded.contains(&(first + i as u64)) {
                     continue;
                 }
-                out.insert(
+                each(
+                    state,
                     TaskIdentity(task.identity),
                     StoredOutcome::Done {
                         value: StoredValue::Inline(task.value.to_vec()),
@@ -155,7 +174,7 @@ pub(crate) fn load_finished(
                 );
             }
         }
-        Ok(out)
+        Ok(())
     })();
     let _ = conn.execute_batch("COMMIT");
     result

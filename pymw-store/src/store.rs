@@ -446,6 +446,21 @@ impl RunStore {
         read::load_finished(&conn, &self.dir)
     }
 
+    /// Every finished task of the run, as [`RunStore::load_finished`] finds
+    /// them, handed to `each` one by one without a map of them all (a
+    /// master resuming a million tasks keeps only what it needs). `count`
+    /// first gets how many there are at most (to reserve room in `state`),
+    /// then `each` gets every one.
+    pub fn for_each_finished<S>(
+        &self,
+        state: &mut S,
+        count: impl FnOnce(&mut S, usize),
+        each: impl FnMut(&mut S, TaskIdentity, StoredOutcome),
+    ) -> Result<(), StoreError> {
+        let conn = self.reader.lock().unwrap_or_else(|e| e.into_inner());
+        read::for_each_finished(&conn, &self.dir, state, count, each)
+    }
+
     /// Attempts that were queued or running when last committed: after a
     /// restart, what the backend can re-attach to (attempts with a job id)
     /// or what runs again. Call it right after [`RunStore::open`], before
