@@ -245,6 +245,7 @@ impl Master {
             journal,
             recorded,
             in_flight,
+            reattach: HashMap::with_hasher(IdHash),
             journal_failed: None,
             journal_submitted: Vec::new(),
             journal_queued: Vec::new(),
@@ -863,8 +864,6 @@ struct TaskState {
     running: bool,
     /// Its identity in the journal, when the run is journaled.
     identity: Option<Identity>,
-    /// The job of an earlier life of the run that its next attempt follows.
-    reattach: Option<String>,
 }
 
 impl TaskState {
@@ -905,6 +904,8 @@ struct Driver {
     recorded: HashMap<Identity, Recorded>,
     /// Jobs earlier lives of the run left in an engine, by identity.
     in_flight: HashMap<Identity, InFlight>,
+    /// The job of an earlier life that a task's next attempt follows.
+    reattach: HashMap<TaskId, String, IdHash>,
     /// Why the journal can no longer record: every task fails with it.
     journal_failed: Option<String>,
     journal_submitted: Vec<JournalTask>,
@@ -913,14 +914,6 @@ struct Driver {
     journal_finished: Vec<JournalFinished>,
     /// The fingerprint of the task seen last (computing one hashes type names).
     last_fingerprint: Option<(&'static TaskEntry, u64)>,
-}
-
-/// What a task's settings come to, after its own, its stream's and the
-/// master's defaults.
-struct Effective {
-    max_retries: u32,
-    timeout: Option<Duration>,
-    resources: Option<Arc<Resources>>,
 }
 
 impl Driver {
@@ -962,25 +955,45 @@ impl Driver {
         }
     }
 
-    fn effective(&self, state: &TaskState) -> Effective {
+    /// The task's own options and its stream's, for the settings below.
+    fn options_of<'a>(
+        &'a self,
+        state: &'a TaskState,
+    ) -> (Option<&'a TaskOptions>, Option<&'a TaskOptions>) {
         let stream_options = match &state.sink {
             Sink::Stream { stream, .. } => self.streams.get(stream).map(|s| &*s.options),
             Sink::One(_) => None,
         };
-        let own = state.options.as_deref();
-        let pick = |f: &dyn Fn(&TaskOptions) -> Option<u32>| {
-            own.and_then(f).or_else(|| stream_options.and_then(f))
-        };
-        Effective {
-            max_retries: pick(&|o| o.max_retries).unwrap_or(self.config.max_retries),
-            timeout: own
-                .and_then(|o| o.timeout)
-                .or_else(|| stream_options.and_then(|o| o.timeout))
-                .or(self.config.timeout),
-            resources: own
-                .and_then(|o| o.resources.clone())
-                .or_else(|| stream_options.and_then(|o| o.resources.clone())),
+        (state.options.as_deref(), stream_options)
+    }
+
+    /// The task's retry limit: its own, its stream's, or the master's.
+    fn max_retries_of(&self, state: &TaskState) -> u32 {
+        let (own, stream) = self.options_of(state);
+        own.and_then(|o| o.max_retries)
+            .or_else(|| stream.and_then(|o| o.max_retries))
+            .unwrap_or(self.config.max_retries)
+    }
+
+    /// The task's timeout: its own, its stream's, or the master's.
+    fn timeout_of(&self, state: &TaskState) -> Option<Duration> {
+        if state.options.is_none() && self.config.timeout.is_none() {
+            // The common case, without a stream lookup per task.
+            if let Sink::One(_) = state.sink {
+                return None;
+            }
         }
+        let (own, stream) = self.options_of(state);
+        own.and_then(|o| o.timeout)
+            .or_else(|| stream.and_then(|o| o.timeout))
+            .or(self.config.timeout)
+    }
+
+    /// What the task asks of the engine: its own resources or its stream's.
+    fn resources_of(&self, state: &TaskState) -> Option<Arc<Resources>> {
+        let (own, stream) = self.options_of(state);
+        own.and_then(|o| o.resources.clone())
+            .or_else(|| stream.and_then(|o| o.resources.clone()))
     }
 
     fn handle_command(&mut self, command: Command) {
@@ -1015,7 +1028,12 @@ impl Driver {
                     };
                     // A job an earlier life left in the engine: its attempt
                     // goes on under the same number, followed, not resubmitted.
-                    let earlier = identity.and_then(|identity| self.in_flight.remove(&identity));
+                    let earlier = match identity {
+                        Some(identity) if !self.in_flight.is_empty() => {
+                            self.in_flight.remove(&identity)
+                        }
+                        _ => None,
+                    };
                     let state = TaskState {
                         entry: task.entry,
                         input: task.input,
@@ -1024,9 +1042,11 @@ impl Driver {
                         attempt: earlier.as_ref().map_or(0, |e| e.attempt),
                         running: false,
                         identity,
-                        reattach: earlier.map(|e| e.job_id),
                     };
                     self.tasks.insert(task.id, state);
+                    if let Some(earlier) = earlier {
+                        self.reattach.insert(task.id, earlier.job_id);
+                    }
                     self.dispatch(task.id);
                 }
             }
@@ -1069,7 +1089,9 @@ impl Driver {
             identity,
             input_hash,
         } = journal.identify(fingerprint, &task.input, task.position);
-        if let Some(recorded) = self.recorded.remove(&identity) {
+        if !self.recorded.is_empty()
+            && let Some(recorded) = self.recorded.remove(&identity)
+        {
             return Admission::Answer(Some(recorded));
         }
         self.journal_submitted.push(JournalTask {
@@ -1154,7 +1176,7 @@ impl Driver {
         let Some(state) = self.tasks.get(&id) else {
             return;
         };
-        let resources = self.effective(state).resources;
+        let resources = self.resources_of(state);
         let state = self.tasks.get_mut(&id).expect("just found");
         state.attempt += 1;
         state.running = false;
@@ -1164,7 +1186,11 @@ impl Driver {
             input: state.input.clone(),
             attempt: state.attempt - 1,
             resources,
-            reattach: state.reattach.take(),
+            reattach: if self.reattach.is_empty() {
+                None
+            } else {
+                self.reattach.remove(&id)
+            },
         });
     }
 
@@ -1280,7 +1306,7 @@ impl Driver {
                     if let Some(identity) = state.identity {
                         self.journal_started.push((identity, state.attempt - 1));
                     }
-                    let timeout = self.effective(state).timeout;
+                    let timeout = self.timeout_of(state);
                     self.add_running(1);
                     if let Some(timeout) = timeout {
                         self.deadlines
@@ -1323,7 +1349,7 @@ impl Driver {
                     let state = &self.tasks[&task_of(key)];
                     let attempts = state.attempt;
                     let name = state.entry.name;
-                    if attempts > self.effective(state).max_retries {
+                    if attempts > self.max_retries_of(state) {
                         let state = self.take(key).expect("current");
                         self.finish(
                             state,
@@ -1501,7 +1527,7 @@ impl Driver {
             let Some(state) = self.tasks.get(&task_of(key)) else {
                 continue;
             };
-            let after = self.effective(state).timeout.unwrap_or_default();
+            let after = self.timeout_of(state).unwrap_or_default();
             let state = self.take(key).expect("current");
             let task = state.entry.name;
             self.finish(
