@@ -8,7 +8,8 @@
 use crate::backend::{AttemptKey, Backend, Dispatch, Event, EventSink, Resources};
 use crate::error::{Error, TaskError};
 use crate::journal::{
-    Identified, Identity, InFlight, Journal, JournalFinished, JournalOutcome, JournalTask, Recorded,
+    HeldSubmissions, Identified, Identity, InFlight, Journal, JournalFinished, JournalOutcome,
+    JournalTask, JournalTurn, Recorded,
 };
 use crate::registry::{Task, TaskEntry};
 use crate::wire::{Failure, WorkerStats};
@@ -247,10 +248,9 @@ impl Master {
             in_flight,
             reattach: HashMap::with_hasher(IdHash),
             journal_failed: None,
-            journal_submitted: Vec::new(),
-            journal_queued: Vec::new(),
-            journal_started: Vec::new(),
-            journal_finished: Vec::new(),
+            turn: JournalTurn::default(),
+            held: HeldSubmissions::default(),
+            turn_started: Instant::now(),
             last_fingerprint: None,
         };
         tracing::debug!(backend = shared.backend_name, "master started");
@@ -908,10 +908,12 @@ struct Driver {
     reattach: HashMap<TaskId, String, IdHash>,
     /// Why the journal can no longer record: every task fails with it.
     journal_failed: Option<String>,
-    journal_submitted: Vec<JournalTask>,
-    journal_queued: Vec<(Identity, u32, String)>,
-    journal_started: Vec<(Identity, u32)>,
-    journal_finished: Vec<JournalFinished>,
+    /// This turn's records.
+    turn: JournalTurn,
+    /// Submissions held back for a moment (see [`HeldSubmissions`]).
+    held: HeldSubmissions,
+    /// When the current turn began: the time submissions are held from.
+    turn_started: Instant,
     /// The fingerprint of the task seen last (computing one hashes type names).
     last_fingerprint: Option<(&'static TaskEntry, u64)>,
 }
@@ -1094,23 +1096,29 @@ impl Driver {
         {
             return Admission::Answer(Some(recorded));
         }
-        self.journal_submitted.push(JournalTask {
+        let submission = JournalTask {
             identity,
             task: task.entry.name,
             fingerprint,
             position: task.position,
             input_hash,
-        });
+        };
         if let Some(value) = journal.cached(fingerprint, &input_hash) {
             // Answered from the cross-run cache: recorded as such, not run.
-            self.journal_finished.push(JournalFinished {
+            self.turn.finished.push(JournalFinished {
                 identity,
                 attempt: 0,
                 outcome: JournalOutcome::Cached(value.clone()),
                 stats: WorkerStats::default(),
                 stderr_tail: String::new(),
+                submission: Some(submission),
             });
             return Admission::Answer(Some(Recorded::Value(value)));
+        }
+        // Held back for a moment: a task that ends meanwhile is recorded in
+        // one piece (most tiny tasks).
+        if let Some(submission) = self.held.hold(task.id.0, submission, self.turn_started) {
+            self.turn.submitted.push(submission);
         }
         Admission::Run(identity)
     }
@@ -1157,6 +1165,7 @@ impl Driver {
                 keys.push(state.key(id));
                 let task = state.entry.name;
                 self.finish(
+                    id,
                     state,
                     Err(TaskError::Cancelled { task }),
                     Outcome::Cancelled,
@@ -1209,6 +1218,7 @@ impl Driver {
                     let task = state.entry.name;
                     let message = error.message.clone();
                     self.finish(
+                        task_of(key),
                         state,
                         Err(TaskError::Backend { task, message }),
                         Outcome::Failed,
@@ -1226,17 +1236,11 @@ impl Driver {
         let Some(journal) = self.journal.clone() else {
             return;
         };
-        if !self.journal_submitted.is_empty() {
-            journal.submitted(std::mem::take(&mut self.journal_submitted));
-        }
-        if !self.journal_queued.is_empty() {
-            journal.queued(std::mem::take(&mut self.journal_queued));
-        }
-        if !self.journal_started.is_empty() {
-            journal.started(std::mem::take(&mut self.journal_started));
-        }
-        if !self.journal_finished.is_empty() {
-            journal.finished(std::mem::take(&mut self.journal_finished));
+        let now = Instant::now();
+        self.turn_started = now;
+        self.held.release_old(now, &mut self.turn.submitted);
+        if !self.turn.is_empty() {
+            journal.record(&mut self.turn);
         }
         if self.journal_failed.is_none()
             && let Some(message) = journal.error()
@@ -1256,6 +1260,7 @@ impl Driver {
                     let task = state.entry.name;
                     let message = message.clone();
                     self.finish(
+                        id,
                         state,
                         Err(TaskError::NotRecorded { task, message }),
                         Outcome::Failed,
@@ -1291,7 +1296,8 @@ impl Driver {
                         && let Some(identity) = state.identity
                     {
                         let attempt = state.attempt - 1;
-                        self.journal_queued.push((identity, attempt, job_id));
+                        self.release_submission(task_of(key));
+                        self.turn.queued.push((identity, attempt, job_id));
                     }
                 }
                 Event::Started { key } => {
@@ -1302,10 +1308,12 @@ impl Driver {
                         continue;
                     }
                     state.running = true;
-                    let state = self.tasks.get(&task_of(key)).expect("just found");
                     if let Some(identity) = state.identity {
-                        self.journal_started.push((identity, state.attempt - 1));
+                        let attempt = state.attempt - 1;
+                        self.release_submission(task_of(key));
+                        self.turn.started.push((identity, attempt));
                     }
+                    let state = self.tasks.get(&task_of(key)).expect("just found");
                     let timeout = self.timeout_of(state);
                     self.add_running(1);
                     if let Some(timeout) = timeout {
@@ -1336,7 +1344,7 @@ impl Driver {
                     } else {
                         Outcome::Failed
                     };
-                    self.finish(state, result, kind);
+                    self.finish(task_of(key), state, result, kind);
                 }
                 Event::Lost {
                     key,
@@ -1352,6 +1360,7 @@ impl Driver {
                     if attempts > self.max_retries_of(state) {
                         let state = self.take(key).expect("current");
                         self.finish(
+                            task_of(key),
                             state,
                             Err(TaskError::WorkerLost {
                                 task: name,
@@ -1364,7 +1373,9 @@ impl Driver {
                     } else {
                         tracing::info!(task = name, attempt = attempts, %cause, "attempt lost, retrying");
                         if let Some(identity) = state.identity {
-                            self.journal_finished.push(JournalFinished {
+                            let submission = self.held.take(task_of(key).0);
+                            self.turn.finished.push(JournalFinished {
+                                submission,
                                 identity,
                                 attempt: attempts - 1,
                                 outcome: JournalOutcome::Lost {
@@ -1415,18 +1426,30 @@ impl Driver {
         self.tasks.remove(&task_of(key))
     }
 
-    fn finish(&mut self, state: TaskState, result: RawOutcome, kind: Outcome) {
+    fn finish(&mut self, id: TaskId, state: TaskState, result: RawOutcome, kind: Outcome) {
         if state.running {
             self.add_running(-1);
         }
         if let Some(identity) = state.identity {
-            self.record_end(identity, state.attempt.saturating_sub(1), &result);
+            let submission = self.held.take(id.0);
+            self.record_end(
+                identity,
+                state.attempt.saturating_sub(1),
+                &result,
+                submission,
+            );
         }
         self.deliver(state.sink, result, kind);
     }
 
     /// Records how an attempt of a journaled task ended.
-    fn record_end(&mut self, identity: Identity, attempt: u32, result: &RawOutcome) {
+    fn record_end(
+        &mut self,
+        identity: Identity,
+        attempt: u32,
+        result: &RawOutcome,
+        submission: Option<JournalTask>,
+    ) {
         let (outcome, stats, stderr_tail) = match result {
             Ok((value, stats)) => (
                 JournalOutcome::Value(value.clone()),
@@ -1475,13 +1498,22 @@ impl Driver {
             ),
             Err(_) => return,
         };
-        self.journal_finished.push(JournalFinished {
+        self.turn.finished.push(JournalFinished {
             identity,
             attempt,
             outcome,
             stats,
             stderr_tail,
+            submission,
         });
+    }
+
+    /// Records the held submission of task `id` now: a record about one of
+    /// its attempts follows.
+    fn release_submission(&mut self, id: TaskId) {
+        if let Some(submission) = self.held.take(id.0) {
+            self.turn.submitted.push(submission);
+        }
     }
 
     /// Counts an outcome and hands it to whoever waits for it.
@@ -1531,6 +1563,7 @@ impl Driver {
             let state = self.take(key).expect("current");
             let task = state.entry.name;
             self.finish(
+                task_of(key),
                 state,
                 Err(TaskError::TimedOut { task, after }),
                 Outcome::Failed,
@@ -1550,6 +1583,7 @@ impl Drop for Driver {
     fn drop(&mut self) {
         // Also runs when the runtime is dropped with the driver still in it.
         self.backend.shutdown();
+        self.held.release_all(&mut self.turn.submitted);
         self.flush_journal();
         if let Some(journal) = &self.journal
             && let Err(message) = journal.close()

@@ -4,11 +4,11 @@
 
 use crate::hash::{TaskIdentity, input_hash};
 use crate::record::{
-    AttemptEvent, AttemptOutcome, Batch, CacheEntry, FinishedTask, SubmittedTask, now_ns,
+    AttemptEvent, AttemptOutcome, CacheEntry, FinishedTask, SubmittedTask, now_ns,
 };
 use crate::{InputHash, RunStore, StoredOutcome};
 use pymw_core::journal::{
-    Identified, Identity, InFlight, Journal, JournalFinished, JournalOutcome, JournalTask, Recorded,
+    Identified, Identity, InFlight, Journal, JournalOutcome, JournalTask, JournalTurn, Recorded,
 };
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -56,6 +56,18 @@ fn outcome(outcome: JournalOutcome) -> AttemptOutcome {
         _ => AttemptOutcome::Backend {
             message: "an outcome this store does not know".into(),
         },
+    }
+}
+
+/// The store's record of a task the master accepted.
+fn submitted_task(task: JournalTask, submitted_ns: u64) -> SubmittedTask {
+    SubmittedTask {
+        identity: TaskIdentity(task.identity),
+        task: task.task.into(),
+        fingerprint: task.fingerprint,
+        position: task.position,
+        input_hash: InputHash(task.input_hash),
+        submitted_ns,
     }
 }
 
@@ -141,88 +153,58 @@ impl Journal for StoreJournal {
         .flatten()
     }
 
-    fn submitted(&self, tasks: Vec<JournalTask>) {
+    fn record(&self, turn: &mut JournalTurn) {
         let now = now_ns();
+        let mut guard = self.store.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(store) = guard.as_mut() else {
+            turn.submitted.clear();
+            turn.queued.clear();
+            turn.started.clear();
+            turn.finished.clear();
+            return;
+        };
+        // The buffers of a batch the writer is done with: no allocation in
+        // the steady state.
+        let mut batch = store.batch();
         let mut pending = self
             .cache
             .then(|| self.pending_cache.lock().unwrap_or_else(|e| e.into_inner()));
-        let submitted = tasks
-            .into_iter()
-            .map(|task| {
-                let hash = InputHash(task.input_hash);
-                if let Some(pending) = pending.as_mut() {
-                    pending.insert(task.identity, (task.fingerprint, hash, task.task));
-                }
-                SubmittedTask {
-                    identity: TaskIdentity(task.identity),
-                    task: task.task.into(),
-                    fingerprint: task.fingerprint,
-                    position: task.position,
-                    input_hash: hash,
-                    submitted_ns: now,
-                }
-            })
-            .collect();
-        drop(pending);
-        let batch = Batch {
-            submitted,
-            ..Batch::default()
+        for task in turn.submitted.drain(..) {
+            if let Some(pending) = pending.as_mut() {
+                pending.insert(
+                    task.identity,
+                    (task.fingerprint, InputHash(task.input_hash), task.task),
+                );
+            }
+            batch.submitted.push(submitted_task(task, now));
+        }
+        let event = |identity: Identity, attempt, job_id| AttemptEvent {
+            identity: TaskIdentity(identity),
+            attempt,
+            job_id,
+            host: None,
+            at_ns: now,
         };
-        self.with(|store| store.record(batch));
-    }
-
-    fn queued(&self, attempts: Vec<(Identity, u32, String)>) {
-        let now = now_ns();
-        let queued = attempts
-            .into_iter()
-            .map(|(identity, attempt, job_id)| AttemptEvent {
-                identity: TaskIdentity(identity),
-                attempt,
-                job_id: Some(job_id),
-                host: None,
-                at_ns: now,
-            })
-            .collect();
-        let batch = Batch {
-            queued,
-            ..Batch::default()
-        };
-        self.with(|store| store.record(batch));
-    }
-
-    fn started(&self, attempts: Vec<(Identity, u32)>) {
-        let now = now_ns();
-        let started = attempts
-            .into_iter()
-            .map(|(identity, attempt)| AttemptEvent {
-                identity: TaskIdentity(identity),
-                attempt,
-                job_id: None,
-                host: None,
-                at_ns: now,
-            })
-            .collect();
-        let batch = Batch {
-            started,
-            ..Batch::default()
-        };
-        self.with(|store| store.record(batch));
-    }
-
-    fn finished(&self, attempts: Vec<JournalFinished>) {
-        let now = now_ns();
+        batch.queued.extend(
+            turn.queued
+                .drain(..)
+                .map(|(identity, attempt, job_id)| event(identity, attempt, Some(job_id))),
+        );
+        batch.started.extend(
+            turn.started
+                .drain(..)
+                .map(|(identity, attempt)| event(identity, attempt, None)),
+        );
         let mut cache_entries = Vec::new();
-        let mut pending = self
-            .cache
-            .then(|| self.pending_cache.lock().unwrap_or_else(|e| e.into_inner()));
-        let finished = attempts
-            .into_iter()
-            .map(|finished| {
-                if let Some(pending) = pending.as_mut()
-                    && let Some((fingerprint, input_hash, task)) =
-                        pending.remove(&finished.identity)
-                    && let JournalOutcome::Value(value) = &finished.outcome
-                {
+        for attempt in turn.finished.drain(..) {
+            if let Some(pending) = pending.as_mut()
+                && let JournalOutcome::Value(value) = &attempt.outcome
+            {
+                let key = match &attempt.submission {
+                    Some(task) => Some((task.fingerprint, InputHash(task.input_hash), task.task)),
+                    None => pending.remove(&attempt.identity),
+                };
+                if let Some((fingerprint, input_hash, task)) = key {
                     cache_entries.push(CacheEntry {
                         fingerprint,
                         input_hash,
@@ -230,26 +212,31 @@ impl Journal for StoreJournal {
                         value: value.clone(),
                     });
                 }
-                FinishedTask {
-                    identity: TaskIdentity(finished.identity),
-                    attempt: finished.attempt,
-                    outcome: outcome(finished.outcome),
-                    stats: finished.stats,
-                    stderr_tail: finished.stderr_tail,
-                    started_ns: None,
-                    finished_ns: now,
-                }
-            })
-            .collect();
+            }
+            let wall_ns = attempt.stats.wall_ns;
+            let record = FinishedTask {
+                identity: TaskIdentity(attempt.identity),
+                attempt: attempt.attempt,
+                outcome: outcome(attempt.outcome),
+                stats: attempt.stats,
+                stderr_tail: attempt.stderr_tail,
+                started_ns: None,
+                finished_ns: now,
+            };
+            match attempt.submission {
+                // Held back by the master for less than a moment: its
+                // submission time is taken as its start.
+                Some(task) => batch
+                    .completed
+                    .push((submitted_task(task, now - wall_ns.min(now)), record)),
+                None => batch.finished.push(record),
+            }
+        }
         drop(pending);
-        let batch = Batch {
-            finished,
-            ..Batch::default()
-        };
-        self.with(|store| {
-            store.record(batch);
+        store.record(batch);
+        if !cache_entries.is_empty() {
             store.cache_put(cache_entries);
-        });
+        }
     }
 
     fn error(&self) -> Option<String> {

@@ -182,7 +182,7 @@ pub struct FinishedTask {
 
 /// Everything a master records in one turn, sent to the store as one
 /// message ([`crate::RunStore::record`]). The store handles the parts in
-/// this order: submitted, queued, started, finished.
+/// this order: submitted, queued, started, finished, completed.
 ///
 /// Get one from [`crate::RunStore::batch`]: it comes with the buffers of
 /// batches the store has finished with, so recording allocates nothing in
@@ -197,6 +197,11 @@ pub struct Batch {
     pub started: Vec<AttemptEvent>,
     /// Attempts that ended.
     pub finished: Vec<FinishedTask>,
+    /// Tasks whose submission is recorded with their end: a master may hold
+    /// a task's submission back for a moment, and a tiny task that ends
+    /// meanwhile then costs the store one record instead of two (and no
+    /// bookkeeping as an open task).
+    pub completed: Vec<(SubmittedTask, FinishedTask)>,
 }
 
 impl Batch {
@@ -206,11 +211,16 @@ impl Batch {
             && self.queued.is_empty()
             && self.started.is_empty()
             && self.finished.is_empty()
+            && self.completed.is_empty()
     }
 
     /// Records in it.
     pub fn len(&self) -> usize {
-        self.submitted.len() + self.queued.len() + self.started.len() + self.finished.len()
+        self.submitted.len()
+            + self.queued.len()
+            + self.started.len()
+            + self.finished.len()
+            + self.completed.len()
     }
 }
 

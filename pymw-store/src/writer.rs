@@ -530,6 +530,9 @@ impl Writer {
                 for task in batch.finished.drain(..) {
                     self.finished(task);
                 }
+                for (task, finished) in batch.completed.drain(..) {
+                    self.completed(task, finished);
+                }
                 let mut spare = self.shared.spare.lock().unwrap_or_else(|e| e.into_inner());
                 if spare.len() < SPARE_BATCHES {
                     spare.push(batch);
@@ -637,6 +640,42 @@ impl Writer {
         );
         self.live_queued += 1;
         self.changed_since_sweep = true;
+    }
+
+    /// A task submitted and finished in one record. A tiny one done on its
+    /// first attempt goes straight into the block being filled, never
+    /// becoming an open task; anything else takes the general way.
+    fn completed(&mut self, task: SubmittedTask, finished: FinishedTask) {
+        let small_value = match &finished.outcome {
+            AttemptOutcome::Value(v) | AttemptOutcome::Cached(v) => v.len() <= BLOCK_VALUE_MAX,
+            _ => false,
+        };
+        let open = !self.open.is_empty() && self.open.contains_key(&task.identity);
+        if !small_value || finished.attempt != 0 || open {
+            self.submitted(task);
+            self.finished(finished);
+            return;
+        }
+        if !self.terminal.is_empty()
+            && let Some(old) = self.terminal.remove(&task.identity)
+        {
+            self.replaced.push(old);
+        }
+        let kind = self.kind_id(&task.task, task.fingerprint);
+        let open_task = OpenTask {
+            seq: None,
+            kind,
+            state: TaskState::Queued,
+            dirty: true,
+            dirty_epoch: self.epoch,
+            position: task.position,
+            input_hash: task.input_hash,
+            submitted_ns: Some(task.submitted_ns),
+            finished_ns: None,
+            attempts: Vec::new(),
+        };
+        self.changed_since_sweep = true;
+        self.push_block(task.identity, open_task, finished);
     }
 
     fn ignore(&self, identity: TaskIdentity) {
