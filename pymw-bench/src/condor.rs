@@ -32,7 +32,7 @@
 //! this process every 10 ms: it shows where pymw spends time the raw
 //! cluster does not (submit coalescing, log polling, result delivery).
 
-use crate::add_one;
+use crate::{add_one, median};
 use anyhow::{Context, bail, ensure};
 use pymw::blocking::Master;
 use pymw::condor::{CondorBackend, CondorConfig};
@@ -97,16 +97,6 @@ struct Run {
 
 fn secs(d: Option<Duration>) -> String {
     d.map_or_else(|| "-".to_owned(), |d| format!("{:.2}", d.as_secs_f64()))
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    if n % 2 == 1 {
-        values[n / 2]
-    } else {
-        (values[n / 2 - 1] + values[n / 2]) / 2.0
-    }
 }
 
 pub(crate) fn run(opts: &CondorBench) -> anyhow::Result<()> {

@@ -305,3 +305,14 @@ fn process_per_task(n: u64) -> anyhow::Result<f64> {
     let _ = std::fs::remove_dir_all(&dir);
     Ok(r)
 }
+
+/// The median of `values` (sorted in place).
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}

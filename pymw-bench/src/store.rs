@@ -35,7 +35,7 @@
 //! driver), so on a machine with no core to spare the ratio is mostly the
 //! ratio of the master's CPU time.
 
-use crate::add_one;
+use crate::{add_one, median};
 use anyhow::{Context, ensure};
 use pymw::blocking::Master;
 use pymw::core::backend::{AttemptKey, Backend, Dispatch, EventSink};
@@ -257,16 +257,6 @@ impl Drop for RunsDir {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    if n % 2 == 1 {
-        values[n / 2]
-    } else {
-        (values[n / 2 - 1] + values[n / 2]) / 2.0
-    }
 }
 
 /// The options a user's `--run NAME --runs-dir ROOT --workers N` gives.

@@ -415,23 +415,9 @@ fn remote_mode_submits_follows_fetches_and_retires() {
     let s = state.clone();
     let server = Server::start(Arc::new(move |req: &Request| {
         let mut st = s.lock().unwrap();
-        let subst = |st: &State| -> Vec<(String, String)> {
-            st.names
-                .iter()
-                .enumerate()
-                .map(|(i, n)| (format!("rsA_012602_j{i}"), n.clone()))
-                .collect()
-        };
+        let subst = |st: &State| recorded_names(&st.names);
         if req.method == "GET" {
-            let result = req
-                .target
-                .split("result_name=")
-                .nth(1)
-                .unwrap()
-                .split('&')
-                .next()
-                .unwrap()
-                .to_owned();
+            let result = result_name(&req.target);
             let auth = req.target.split("auth_str=").nth(1).unwrap();
             if auth != remote::auth_str(AUTH, &result) {
                 return recorded_reply("20-get_output-result_file-bad-auth_str", &[]);
@@ -668,23 +654,9 @@ fn remote_mode_follows_the_jobs_of_a_killed_master() {
     let s = state.clone();
     let server = Server::start(Arc::new(move |req: &Request| {
         let mut st = s.lock().unwrap();
-        let subst = |names: &[String]| -> Vec<(String, String)> {
-            names
-                .iter()
-                .enumerate()
-                .map(|(i, n)| (format!("rsA_012602_j{i}"), n.clone()))
-                .collect()
-        };
+        let subst = recorded_names;
         if req.method == "GET" {
-            let result = req
-                .target
-                .split("result_name=")
-                .nth(1)
-                .unwrap()
-                .split('&')
-                .next()
-                .unwrap()
-                .to_owned();
+            let result = result_name(&req.target);
             let Some(output) = st.outputs.get(&result) else {
                 return recorded_reply("68-get_output-unknown-result", &[]);
             };
@@ -933,4 +905,19 @@ fn remote_mode_follows_the_jobs_of_a_killed_master() {
     let before = aborts(&server.requests());
     second.shutdown();
     assert_eq!(aborts(&server.requests()), before);
+}
+
+/// The `result_name` parameter of a `get_output.php` request.
+fn result_name(target: &str) -> String {
+    let query = target.split("result_name=").nth(1).expect("a result name");
+    query.split('&').next().unwrap_or_default().to_owned()
+}
+
+/// Replaces the recorded job names (`rsA_012602_j0`, ...) by these.
+fn recorded_names(names: &[String]) -> Vec<(String, String)> {
+    names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (format!("rsA_012602_j{i}"), n.clone()))
+        .collect()
 }

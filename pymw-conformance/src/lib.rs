@@ -520,3 +520,15 @@ fn map_of_200_results_exactly_once(h: &Harness) -> CaseResult {
     ensure!(runs == 200, "{runs} executions for 200 tasks");
     Ok(())
 }
+
+/// Whether process `pid` is alive (a zombie, dead but not yet reaped, is
+/// not).
+pub fn process_alive(pid: u32) -> bool {
+    // A zombie still has a /proc entry; look at its state.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| {
+            let state = stat.rsplit(')').next().unwrap_or("").trim_start();
+            !state.starts_with('Z')
+        })
+        .unwrap_or(false)
+}

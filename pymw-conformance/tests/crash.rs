@@ -588,16 +588,6 @@ fn integrity_check(db: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn alive(pid: u32) -> bool {
-    // A zombie still has a /proc entry; look at its state.
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|stat| {
-            let state = stat.rsplit(')').next().unwrap_or("").trim_start();
-            !state.starts_with('Z')
-        })
-        .unwrap_or(false)
-}
-
 /// Waits for the workers of a killed life (the pids its ledger lines name)
 /// to be gone: they die with their master.
 fn workers_gone(ledger: &[Execution], life: usize) -> Result<(), String> {
@@ -608,7 +598,11 @@ fn workers_gone(ledger: &[Execution], life: usize) -> Result<(), String> {
         .collect();
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let left: Vec<u32> = pids.iter().copied().filter(|&p| alive(p)).collect();
+        let left: Vec<u32> = pids
+            .iter()
+            .copied()
+            .filter(|&p| pymw_conformance::process_alive(p))
+            .collect();
         if left.is_empty() {
             return Ok(());
         }
@@ -968,21 +962,11 @@ fn disk_full_stops_with_a_clear_error() -> Result<String, String> {
         },
     )?;
 
-    let mut master = start_life(&scratch, RUN, 1, "blob", TASKS)?;
-    master.expect_all_correct(TASKS)?;
-    let ledger = read_ledger(&scratch.ledger)?;
-    let reruns: Vec<u64> = ledger
-        .iter()
-        .filter(|e| e.life == 1 && kept.done.contains(&e.position))
-        .map(|e| e.position)
-        .collect();
-    ensure(reruns.is_empty(), || {
-        format!("tasks kept before the disk filled up ran again: {reruns:?}")
-    })?;
-    let view = inspect_store(&scratch.runs, RUN)?.ok_or("the run left no store")?;
-    ensure(
-        view.done.len() as u64 == TASKS && view.failed == 0 && view.unfinished == 0,
-        || format!("after resuming, the store holds {view:?}"),
+    let ledger = resume_to_the_end(
+        &scratch,
+        (RUN, 1, "blob", TASKS),
+        |p| kept.done.contains(&p),
+        "kept before the disk filled up",
     )?;
     let ran = |life| ledger.iter().filter(|e| e.end && e.life == life).count();
     let closing = stderr.lines().filter(|l| l.starts_with("pymw:")).count();
@@ -1045,20 +1029,11 @@ fn read_only_store_stops_before_running() -> Result<String, String> {
     })?;
 
     mount.remount("rw")?;
-    start_life(&scratch, RUN, 2, "square", TASKS)?.expect_all_correct(TASKS)?;
-    let ledger = read_ledger(&scratch.ledger)?;
-    let reruns: Vec<u64> = ledger
-        .iter()
-        .filter(|e| e.life == 2 && e.position < FIRST)
-        .map(|e| e.position)
-        .collect();
-    ensure(reruns.is_empty(), || {
-        format!("tasks finished before the store turned read-only ran again: {reruns:?}")
-    })?;
-    let view = inspect_store(&scratch.runs, RUN)?.ok_or("the run left no store")?;
-    ensure(
-        view.done.len() as u64 == TASKS && view.failed == 0 && view.unfinished == 0,
-        || format!("after resuming, the store holds {view:?}"),
+    let ledger = resume_to_the_end(
+        &scratch,
+        (RUN, 2, "square", TASKS),
+        |p| p < FIRST,
+        "finished before the store turned read-only",
     )?;
     Ok(format!(
         "{FIRST} tasks kept; read-only: refused before any task ran: {error:?}; resumed read-write: {} executions, \
@@ -1066,6 +1041,33 @@ fn read_only_store_stops_before_running() -> Result<String, String> {
         ledger.iter().filter(|e| e.end && e.life == 2).count(),
         started.elapsed().as_secs_f64()
     ))
+}
+
+/// Runs life `life` of `run` (task `task` over `tasks` inputs) to the end with
+/// every result correct, and checks that no task `kept` by the store ran
+/// again and that the store now holds every task done. Returns the ledger.
+fn resume_to_the_end(
+    scratch: &Scratch,
+    (run, life, task, tasks): (&str, usize, &str, u64),
+    kept: impl Fn(u64) -> bool,
+    kept_how: &str,
+) -> Result<Vec<Execution>, String> {
+    start_life(scratch, run, life, task, tasks)?.expect_all_correct(tasks)?;
+    let ledger = read_ledger(&scratch.ledger)?;
+    let reruns: Vec<u64> = ledger
+        .iter()
+        .filter(|e| e.life == life && kept(e.position))
+        .map(|e| e.position)
+        .collect();
+    ensure(reruns.is_empty(), || {
+        format!("tasks {kept_how} ran again: {reruns:?}")
+    })?;
+    let view = inspect_store(&scratch.runs, run)?.ok_or("the run left no store")?;
+    ensure(
+        view.done.len() as u64 == tasks && view.failed == 0 && view.unfinished == 0,
+        || format!("after resuming, the store holds {view:?}"),
+    )?;
+    Ok(ledger)
 }
 
 fn ensure(condition: bool, message: impl FnOnce() -> String) -> Result<(), String> {

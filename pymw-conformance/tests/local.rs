@@ -91,23 +91,15 @@ fn main() {
     std::process::exit(pymw_conformance::run(&harness, extra, &filters));
 }
 
-fn alive(pid: u32) -> bool {
-    // A zombie still has a /proc entry; look at its state.
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|stat| {
-            let state = stat.rsplit(')').next().unwrap_or("").trim_start();
-            !state.starts_with('Z')
-        })
-        .unwrap_or(false)
-}
-
 fn wait_gone(pids: &[u32], within: Duration) -> CaseResult {
     let deadline = Instant::now() + within;
-    while pids.iter().any(|&p| alive(p)) {
+    while pids.iter().any(|&p| pymw_conformance::process_alive(p)) {
         ensure!(
             Instant::now() < deadline,
             "workers still alive: {:?}",
-            pids.iter().filter(|&&p| alive(p)).collect::<Vec<_>>()
+            pids.iter()
+                .filter(|&&p| pymw_conformance::process_alive(p))
+                .collect::<Vec<_>>()
         );
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -129,7 +121,10 @@ fn dropping_the_master_stops_its_workers(_: &pymw_conformance::Harness) -> CaseR
         .map_err(|e| e.to_string())?;
     let pids = worker_pids(&master)?;
     ensure!(!pids.is_empty(), "no worker pids");
-    ensure!(pids.iter().all(|&p| alive(p)), "workers not running");
+    ensure!(
+        pids.iter().all(|&p| pymw_conformance::process_alive(p)),
+        "workers not running"
+    );
     drop(master);
     wait_gone(&pids, Duration::from_secs(5))
 }

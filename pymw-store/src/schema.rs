@@ -157,10 +157,8 @@ pub(crate) fn create(tx: &rusqlite::Transaction<'_>, path: &Path) -> Result<(), 
     .map_err(|e| StoreError::sqlite(path, e))
 }
 
-/// Whether the database is one a master began to create and never finished
-/// (it was killed before the schema was committed): no application id, no
-/// version, no table. Such a store holds nothing and is created again.
-pub(crate) fn is_unborn(conn: &Connection, path: &Path) -> Result<bool, StoreError> {
+/// The database's `application_id` and `user_version`.
+fn id_and_version(conn: &Connection, path: &Path) -> Result<(i64, i64), StoreError> {
     let sql = |e| StoreError::sqlite(path, e);
     let id: i64 = conn
         .query_row("PRAGMA application_id", [], |row| row.get(0))
@@ -168,6 +166,15 @@ pub(crate) fn is_unborn(conn: &Connection, path: &Path) -> Result<bool, StoreErr
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .map_err(sql)?;
+    Ok((id, version))
+}
+
+/// Whether the database is one a master began to create and never finished
+/// (it was killed before the schema was committed): no application id, no
+/// version, no table. Such a store holds nothing and is created again.
+pub(crate) fn is_unborn(conn: &Connection, path: &Path) -> Result<bool, StoreError> {
+    let sql = |e| StoreError::sqlite(path, e);
+    let (id, version) = id_and_version(conn, path)?;
     let objects: i64 = conn
         .query_row("SELECT count(*) FROM sqlite_master", [], |row| row.get(0))
         .map_err(sql)?;
@@ -195,13 +202,7 @@ fn check_versions(
     oldest: i64,
     what: &str,
 ) -> Result<i64, StoreError> {
-    let sql = |e| StoreError::sqlite(path, e);
-    let id: i64 = conn
-        .query_row("PRAGMA application_id", [], |row| row.get(0))
-        .map_err(sql)?;
-    let version: i64 = conn
-        .query_row("PRAGMA user_version", [], |row| row.get(0))
-        .map_err(sql)?;
+    let (id, version) = id_and_version(conn, path)?;
     if id != application_id {
         let detail = if id == 0 && version == 0 {
             "an empty or foreign SQLite database".to_string()

@@ -617,29 +617,32 @@ impl Writer {
             // same task twice): one record.
             return;
         }
+        let open_task = self.new_task(&task);
+        self.open.insert(task.identity, open_task);
+        self.live_queued += 1;
+    }
+
+    /// The record of a task just submitted; one that was finished before
+    /// (a resumed master running it again) is superseded.
+    fn new_task(&mut self, task: &SubmittedTask) -> OpenTask {
         if !self.terminal.is_empty()
             && let Some(old) = self.terminal.remove(&task.identity)
         {
             self.replaced.push(old);
         }
-        let kind = self.kind_id(&task.task, task.fingerprint);
-        self.open.insert(
-            task.identity,
-            OpenTask {
-                seq: None,
-                kind,
-                state: TaskState::Queued,
-                dirty: true,
-                dirty_epoch: self.epoch,
-                position: task.position,
-                input_hash: task.input_hash,
-                submitted_ns: Some(task.submitted_ns),
-                finished_ns: None,
-                attempts: Vec::new(),
-            },
-        );
-        self.live_queued += 1;
         self.changed_since_sweep = true;
+        OpenTask {
+            seq: None,
+            kind: self.kind_id(&task.task, task.fingerprint),
+            state: TaskState::Queued,
+            dirty: true,
+            dirty_epoch: self.epoch,
+            position: task.position,
+            input_hash: task.input_hash,
+            submitted_ns: Some(task.submitted_ns),
+            finished_ns: None,
+            attempts: Vec::new(),
+        }
     }
 
     /// A task submitted and finished in one record. A tiny one done on its
@@ -656,25 +659,7 @@ impl Writer {
             self.finished(finished);
             return;
         }
-        if !self.terminal.is_empty()
-            && let Some(old) = self.terminal.remove(&task.identity)
-        {
-            self.replaced.push(old);
-        }
-        let kind = self.kind_id(&task.task, task.fingerprint);
-        let open_task = OpenTask {
-            seq: None,
-            kind,
-            state: TaskState::Queued,
-            dirty: true,
-            dirty_epoch: self.epoch,
-            position: task.position,
-            input_hash: task.input_hash,
-            submitted_ns: Some(task.submitted_ns),
-            finished_ns: None,
-            attempts: Vec::new(),
-        };
-        self.changed_since_sweep = true;
+        let open_task = self.new_task(&task);
         self.push_block(task.identity, open_task, finished);
     }
 
