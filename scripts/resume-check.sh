@@ -13,12 +13,27 @@ bin="${CARGO_TARGET_DIR:-target}/debug/monte_pi"
 pymw="${CARGO_TARGET_DIR:-target}/debug/pymw"
 
 expected="$("$bin" "${args[@]}" | sed 's/ from .*//')"
+done_now() {
+    "$pymw" --root "$runs" --json status crash 2>/dev/null \
+        | python3 -c 'import json, sys; print(json.load(sys.stdin)["counts"]["done"])' 2>/dev/null \
+        || echo 0
+}
+# Each life is killed once the store shows a random number of further tasks
+# done (20 to 80 of the 300): at a random point, and always mid-run however
+# fast the machine is.
 for kill in 1 2; do
+    before="$(done_now)"
+    target=$((before + 20 + RANDOM % 61))
     "$bin" "${args[@]}" --run crash --runs-dir "$runs" >/dev/null 2>&1 &
     master=$!
-    sleep "$(awk -v r="$RANDOM" 'BEGIN { printf "%.2f", 1 + r / 32768 * 3 }')"
+    for _ in $(seq 600); do
+        [ "$(done_now)" -ge "$target" ] && break
+        kill -0 "$master" 2>/dev/null || { echo "the master ended before it could be killed"; exit 1; }
+        sleep 0.1
+    done
     kill -9 "$master"
     wait "$master" 2>/dev/null || true
+    echo "killed life $kill at $(done_now) done (target $target)"
     "$pymw" --root "$runs" status crash | sed -n '1,4p'
 done
 got="$("$bin" "${args[@]}" --run crash --runs-dir "$runs" 2>/dev/null | sed 's/ from .*//')"
