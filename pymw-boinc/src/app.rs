@@ -87,20 +87,11 @@ impl RunArgs {
 
     /// Parses the arguments after the role's name.
     pub fn parse(args: &[String]) -> Result<Self, String> {
-        let (mut task, mut input, mut output) = (None, None, None);
-        let mut it = args.iter();
-        while let Some(flag) = it.next() {
-            let slot = match flag.as_str() {
-                "--task" => &mut task,
-                "--input" => &mut input,
-                "--output" => &mut output,
-                other => return Err(format!("unknown option `{other}`")),
-            };
-            let value = it.next().ok_or_else(|| format!("`{flag}` needs a value"))?;
-            if slot.replace(value.clone()).is_some() {
-                return Err(format!("`{flag}` given twice"));
-            }
-        }
+        let pymw_core::worker::TaskFlags {
+            task,
+            input,
+            output,
+        } = pymw_core::worker::parse_task_flags(args)?;
         Ok(RunArgs {
             task: task.ok_or("missing `--task NAME`")?,
             input: input.unwrap_or_else(|| "in".to_owned()),

@@ -116,6 +116,19 @@ struct Tracked {
     fetch_failures: u32,
 }
 
+impl Tracked {
+    /// A job of batch `batch` just taken on, not yet seen running.
+    fn new(key: AttemptKey, task: &'static TaskEntry, batch: u64) -> Tracked {
+        Tracked {
+            key,
+            task,
+            batch,
+            started: false,
+            fetch_failures: 0,
+        }
+    }
+}
+
 /// Failed downloads of a done job's output after which it is lost.
 const MAX_FETCH_FAILURES: u32 = 10;
 
@@ -305,16 +318,8 @@ impl Engine {
                             key: d.key,
                             job_id: job_id.to_string(),
                         });
-                        self.jobs.insert(
-                            name,
-                            Tracked {
-                                key: d.key,
-                                task: d.task,
-                                batch: batch_id,
-                                started: false,
-                                fetch_failures: 0,
-                            },
-                        );
+                        self.jobs
+                            .insert(name, Tracked::new(d.key, d.task, batch_id));
                         count += 1;
                     }
                 }
@@ -448,16 +453,7 @@ impl Engine {
                     job_id: id,
                 });
                 self.followed.insert(d.key, job.clone());
-                self.jobs.insert(
-                    job,
-                    Tracked {
-                        key: d.key,
-                        task: d.task,
-                        batch: batch_id,
-                        started: false,
-                        fetch_failures: 0,
-                    },
-                );
+                self.jobs.insert(job, Tracked::new(d.key, d.task, batch_id));
                 *self.batches.entry(batch_id).or_default() += 1;
                 let njobs = status.jobs.len().max(status.njobs as usize);
                 self.earlier_batches.entry(batch_id).or_insert((njobs, 0));

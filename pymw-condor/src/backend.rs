@@ -1394,17 +1394,16 @@ fn take_over(shared: &Shared, earlier: Vec<Dispatch>) -> Vec<Dispatch> {
     let queued = queued_jobs(shared, follow.iter().map(|(_, job, ..)| job.cluster));
     let mut state = shared.lock();
     let mut cancelled = Vec::new();
+    let mut followed = 0;
     for (dispatch, job, dir, log) in follow {
         if state.tracker.is_cancelled(dispatch.key) {
             state.tracker.forget(dispatch.key);
             cancelled.push(job);
             continue;
         }
-        // The directory made for a new submission is not needed.
-        if let Some(unused) = state.tracker.forget(dispatch.key) {
-            let _ = std::fs::remove_dir(unused);
-        }
+        // Takes the place of the attempt registered for a new submission.
         state.tracker.follow(dispatch.key, dispatch.task, dir, job);
+        followed += 1;
         let run_dir = log.parent().map(Path::to_path_buf);
         if let Some(run_dir) = run_dir
             && !state.earlier_dirs.contains(&run_dir)
@@ -1427,7 +1426,7 @@ fn take_over(shared: &Shared, earlier: Vec<Dispatch>) -> Vec<Dispatch> {
         }
     }
     tracing::info!(
-        jobs = state.tracker.attempts(),
+        jobs = followed,
         logs = state.earlier_logs.len(),
         "following the jobs of earlier masters of this run"
     );

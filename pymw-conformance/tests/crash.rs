@@ -421,6 +421,33 @@ impl Life {
         }
     }
 
+    /// Checks that `what` stopped the master with an error line (`error: `
+    /// on stdout) that says each of `needles`; returns that line.
+    fn expect_refusal(&mut self, what: &str, needles: &[&str]) -> Result<String, String> {
+        let status = self.wait()?;
+        let stdout = std::fs::read_to_string(&self.stdout).unwrap_or_default();
+        let error = stdout
+            .lines()
+            .find(|l| l.starts_with("error: "))
+            .unwrap_or_default()
+            .to_owned();
+        ensure(!status.success() && !error.is_empty(), || {
+            format!(
+                "{what} did not stop the master ({status})\n{}",
+                self.output()
+            )
+        })?;
+        for needle in needles {
+            ensure(error.contains(needle), || {
+                format!(
+                    "the error does not say {needle:?}: {error}\n{}",
+                    self.output()
+                )
+            })?;
+        }
+        Ok(error)
+    }
+
     /// Checks that the master ran every one of `tasks` to a correct result,
     /// each position once.
     fn expect_all_correct(&mut self, tasks: u64) -> Result<(), String> {
@@ -926,28 +953,11 @@ fn disk_full_stops_with_a_clear_error() -> Result<String, String> {
     // 3 MiB hold some 50 of the 120 values (48 or 80 kB each).
     let mount = Tmpfs::mount(&scratch.runs, "3m")?;
     let mut master = start_life(&scratch, RUN, 0, "blob", TASKS)?;
-    let status = master.wait()?;
-    let stdout = std::fs::read_to_string(&master.stdout).unwrap_or_default();
+    let error = master.expect_refusal(
+        "a full disk",
+        &["disk is full", "free some space", "same run name"],
+    )?;
     let stderr = std::fs::read_to_string(&master.stderr).unwrap_or_default();
-    let error = stdout
-        .lines()
-        .find(|l| l.starts_with("error: "))
-        .unwrap_or_default()
-        .to_owned();
-    ensure(!status.success() && !error.is_empty(), || {
-        format!(
-            "a full disk did not stop the master ({status})\n{}",
-            master.output()
-        )
-    })?;
-    for needle in ["disk is full", "free some space", "same run name"] {
-        ensure(error.contains(needle), || {
-            format!(
-                "the error does not say {needle:?}: {error}\n{}",
-                master.output()
-            )
-        })?;
-    }
     mount.remount("size=64m")?;
     let kept = inspect_store(&scratch.runs, RUN)
         .map_err(|e| format!("after the disk filled up: {e}"))?
@@ -990,28 +1000,8 @@ fn read_only_store_stops_before_running() -> Result<String, String> {
     // Life 0 finishes the first half of the run.
     start_life(&scratch, RUN, 0, "square", FIRST)?.expect_all_correct(FIRST)?;
     mount.remount("ro")?;
-    let mut master = start_life(&scratch, RUN, 1, "square", TASKS)?;
-    let status = master.wait()?;
-    let stdout = std::fs::read_to_string(&master.stdout).unwrap_or_default();
-    let error = stdout
-        .lines()
-        .find(|l| l.starts_with("error: "))
-        .unwrap_or_default()
-        .to_owned();
-    ensure(!status.success() && !error.is_empty(), || {
-        format!(
-            "a read-only store did not stop the master ({status})\n{}",
-            master.output()
-        )
-    })?;
-    for needle in ["read-only", "mount read-write"] {
-        ensure(error.contains(needle), || {
-            format!(
-                "the error does not say {needle:?}: {error}\n{}",
-                master.output()
-            )
-        })?;
-    }
+    let error = start_life(&scratch, RUN, 1, "square", TASKS)?
+        .expect_refusal("a read-only store", &["read-only", "mount read-write"])?;
     let ledger = read_ledger(&scratch.ledger)?;
     let ran = |ledger: &[Execution], life| ledger.iter().filter(|e| e.life == life).count();
     ensure(ran(&ledger, 1) == 0, || {

@@ -214,7 +214,21 @@ pub struct WorkerArgs {
     pub output: PathBuf,
 }
 
-fn parse_worker_args(args: &[String]) -> Result<WorkerArgs, String> {
+/// The `--task NAME --input IN --output OUT` options of a role that runs
+/// one task (`worker`, and BOINC's `boinc-run`), as given: which are
+/// required is the role's business.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaskFlags {
+    /// `--task`.
+    pub task: Option<String>,
+    /// `--input`.
+    pub input: Option<String>,
+    /// `--output`.
+    pub output: Option<String>,
+}
+
+/// Parses [`TaskFlags`]; unknown, repeated or valueless options are errors.
+pub fn parse_task_flags(args: &[String]) -> Result<TaskFlags, String> {
     let (mut task, mut input, mut output) = (None, None, None);
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -229,6 +243,19 @@ fn parse_worker_args(args: &[String]) -> Result<WorkerArgs, String> {
             return Err(format!("`{flag}` given twice"));
         }
     }
+    Ok(TaskFlags {
+        task,
+        input,
+        output,
+    })
+}
+
+fn parse_worker_args(args: &[String]) -> Result<WorkerArgs, String> {
+    let TaskFlags {
+        task,
+        input,
+        output,
+    } = parse_task_flags(args)?;
     Ok(WorkerArgs {
         task: task.ok_or("missing `--task NAME`")?,
         input: input.ok_or("missing `--input IN`")?.into(),
