@@ -216,6 +216,18 @@ impl Project {
     }
 
     /// Runs a daemon's script call as `system()` does, from `tmp_boinchost/`.
+    /// Runs the shim of one of pymw's daemon roles as the BOINC daemon
+    /// would, and checks that it succeeded.
+    fn run_role(&self, daemons: &PymwDaemons, role: pymw_boinc::daemons::Role, args: &[String]) {
+        let out = self.run_script(&daemons.shim_name(role), args);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{role:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     fn run_script(&self, script: &str, args: &[String]) -> std::process::Output {
         let mut line = format!("../bin/{script}");
         for a in args {
@@ -691,32 +703,14 @@ fn end_to_end() {
         0,
         &[&up1],
     );
-    let out = project.run_script(
-        &daemons.shim_name(pymw_boinc::daemons::Role::ValidateInit),
-        &init,
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    project.run_role(&daemons, pymw_boinc::daemons::Role::ValidateInit, &init);
     let asm = recorded_call(
         "assimilator/script-runs/a-valid-quorum1/assimilator_calls.log",
         "script_assimilator",
         0,
         &[&up1],
     );
-    let out = project.run_script(
-        &daemons.shim_name(pymw_boinc::daemons::Role::Assimilate),
-        &asm,
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    project.run_role(&daemons, pymw_boinc::daemons::Role::Assimilate, &asm);
     // The file deleter may now remove the upload: the run has its copy.
     fs::remove_file(&up1).unwrap();
     let got = events_until(&mut rx, Duration::from_secs(10), |e| !e.is_empty());
@@ -859,16 +853,7 @@ fn end_to_end() {
             0,
             &[file],
         );
-        assert_eq!(
-            project
-                .run_script(
-                    &daemons.shim_name(pymw_boinc::daemons::Role::Assimilate),
-                    &args
-                )
-                .status
-                .code(),
-            Some(0)
-        );
+        project.run_role(&daemons, pymw_boinc::daemons::Role::Assimilate, &args);
     }
     let got = events_until(&mut rx, Duration::from_secs(10), |e| e.len() >= 2);
     let mut values: Vec<(u64, u64)> = got
@@ -911,16 +896,7 @@ fn end_to_end() {
         )[0],
     );
     assert_eq!(error_call, ["--error", "10", "47"]);
-    let out = project.run_script(
-        &daemons.shim_name(pymw_boinc::daemons::Role::Assimilate),
-        &error_call,
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    project.run_role(&daemons, pymw_boinc::daemons::Role::Assimilate, &error_call);
     let got = events_until(&mut rx, Duration::from_secs(10), |e| !e.is_empty());
     match &got[..] {
         [
@@ -970,11 +946,7 @@ fn end_to_end() {
         ],
     );
     project.answer("mysql", rows.as_bytes(), b"", 0);
-    let out = project.run_script(
-        &daemons.shim_name(pymw_boinc::daemons::Role::Assimilate),
-        &error_call,
-    );
-    assert_eq!(out.status.code(), Some(0));
+    project.run_role(&daemons, pymw_boinc::daemons::Role::Assimilate, &error_call);
     let got = events_until(&mut rx, Duration::from_secs(10), |e| !e.is_empty());
     match &got[..] {
         [
@@ -1031,11 +1003,11 @@ fn end_to_end() {
         b"",
         0,
     );
-    let out = project.run_script(
-        &daemons.shim_name(pymw_boinc::daemons::Role::Assimilate),
+    project.run_role(
+        &daemons,
+        pymw_boinc::daemons::Role::Assimilate,
         &["--error".into(), "16".into(), "70".into()],
     );
-    assert_eq!(out.status.code(), Some(0));
     std::thread::sleep(Duration::from_millis(300));
     assert!(rx.try_recv().is_err(), "no event for a cancelled job");
     assert!(
@@ -1052,25 +1024,11 @@ fn end_to_end() {
         0,
         &[&other],
     );
-    assert_eq!(
-        project
-            .run_script(
-                &daemons.shim_name(pymw_boinc::daemons::Role::Assimilate),
-                &args
-            )
-            .status
-            .code(),
-        Some(0)
-    );
-    assert_eq!(
-        project
-            .run_script(
-                &daemons.shim_name(pymw_boinc::daemons::Role::Assimilate),
-                &["x".into()]
-            )
-            .status
-            .code(),
-        Some(0)
+    project.run_role(&daemons, pymw_boinc::daemons::Role::Assimilate, &args);
+    project.run_role(
+        &daemons,
+        pymw_boinc::daemons::Role::Assimilate,
+        &["x".into()],
     );
 
     // create_work failing (the recorded duplicate-name error): the batch's
@@ -1127,16 +1085,7 @@ fn assimilate_output(project: &Project, daemons: &PymwDaemons, wu: &str, bytes: 
         0,
         &[&upload],
     );
-    let out = project.run_script(
-        &daemons.shim_name(pymw_boinc::daemons::Role::Assimilate),
-        &args,
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    project.run_role(daemons, pymw_boinc::daemons::Role::Assimilate, &args);
     fs::remove_file(&upload).unwrap();
 }
 
@@ -1215,11 +1164,11 @@ fn a_restarted_master_follows_the_work_units_of_a_killed_one() {
         b"",
         0,
     );
-    let out = project.run_script(
-        &daemons.shim_name(pymw_boinc::daemons::Role::Assimilate),
+    project.run_role(
+        &daemons,
+        pymw_boinc::daemons::Role::Assimilate,
         &["--error".into(), "10".into(), "102".into()],
     );
-    assert_eq!(out.status.code(), Some(0));
     for k in [1, 2, 7] {
         assert!(
             fs::read_dir(&first_dir).unwrap().any(|e| e
