@@ -979,12 +979,6 @@ impl Driver {
 
     /// The task's timeout: its own, its stream's, or the master's.
     fn timeout_of(&self, state: &TaskState) -> Option<Duration> {
-        if state.options.is_none() && self.config.timeout.is_none() {
-            // The common case, without a stream lookup per task.
-            if let Sink::One(_) = state.sink {
-                return None;
-            }
-        }
         let (own, stream) = self.options_of(state);
         own.and_then(|o| o.timeout)
             .or_else(|| stream.and_then(|o| o.timeout))
@@ -1195,11 +1189,7 @@ impl Driver {
             input: state.input.clone(),
             attempt: state.attempt - 1,
             resources,
-            reattach: if self.reattach.is_empty() {
-                None
-            } else {
-                self.reattach.remove(&id)
-            },
+            reattach: self.reattach.remove(&id),
         });
     }
 
