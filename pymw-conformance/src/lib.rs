@@ -532,3 +532,18 @@ pub fn process_alive(pid: u32) -> bool {
         })
         .unwrap_or(false)
 }
+
+/// Sends `signal` to a child master and reaps it; a master that exits
+/// cleanly anyway is an error.
+pub fn signal_master(child: &mut std::process::Child, signal: i32) -> CaseResult {
+    // SAFETY: signalling our own child.
+    unsafe {
+        libc::kill(child.id() as i32, signal);
+    }
+    let status = child.wait().map_err(|e| e.to_string())?;
+    ensure!(
+        !status.success(),
+        "the master exited cleanly after signal {signal}"
+    );
+    Ok(())
+}

@@ -630,15 +630,7 @@ fn master_then_signal(signal: i32) -> CaseResult {
         before.len() == 2,
         "jobs of the child's run before the signal: {before:?}"
     );
-    // SAFETY: signalling our own child.
-    unsafe {
-        libc::kill(child.id() as i32, signal);
-    }
-    let status = child.wait().map_err(|e| e.to_string())?;
-    ensure!(
-        !status.success(),
-        "the master exited cleanly after signal {signal}"
-    );
+    pymw_conformance::signal_master(&mut child, signal)?;
     let mut left = Vec::new();
     wait_until(
         "the jobs of a dead master to be removed",

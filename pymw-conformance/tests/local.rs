@@ -164,15 +164,7 @@ fn master_then_signal(signal: i32) -> CaseResult {
         !pids.is_empty(),
         "the child master printed no pids: {line:?}"
     );
-    // SAFETY: signalling our own child.
-    unsafe {
-        libc::kill(child.id() as i32, signal);
-    }
-    let status = child.wait().map_err(|e| e.to_string())?;
-    ensure!(
-        !status.success(),
-        "the master exited cleanly after signal {signal}"
-    );
+    pymw_conformance::signal_master(&mut child, signal)?;
     wait_gone(&pids, Duration::from_secs(5))
 }
 
