@@ -862,6 +862,9 @@ struct TaskState {
     /// Attempts made so far, counting the current one.
     attempt: u32,
     running: bool,
+    /// When the current run times out: its latest start plus the timeout.
+    /// A deadline of an earlier start (before a requeue) is stale.
+    deadline: Option<Instant>,
     /// Its identity in the journal, when the run is journaled.
     identity: Option<Identity>,
 }
@@ -1037,6 +1040,7 @@ impl Driver {
                         sink: task.sink,
                         attempt: earlier.as_ref().map_or(0, |e| e.attempt),
                         running: false,
+                        deadline: None,
                         identity,
                     };
                     self.tasks.insert(task.id, state);
@@ -1307,8 +1311,12 @@ impl Driver {
                     let timeout = self.timeout_of(state);
                     self.add_running(1);
                     if let Some(timeout) = timeout {
-                        self.deadlines
-                            .push(Reverse((Instant::now() + timeout, key)));
+                        let at = Instant::now() + timeout;
+                        self.tasks
+                            .get_mut(&task_of(key))
+                            .expect("just found")
+                            .deadline = Some(at);
+                        self.deadlines.push(Reverse((at, key)));
                     }
                 }
                 Event::Finished {
@@ -1537,7 +1545,10 @@ impl Driver {
                 break;
             }
             self.deadlines.pop();
-            if self.current(key).is_some_and(|s| s.running) {
+            if self
+                .current(key)
+                .is_some_and(|s| s.running && s.deadline == Some(at))
+            {
                 expired.push(key);
             }
         }
