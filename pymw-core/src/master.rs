@@ -35,7 +35,8 @@ pub struct TaskOptions {
     /// Stop the task and fail it with [`TaskError::TimedOut`] when it has
     /// run this long (counted from when it starts running, not from submit).
     pub timeout: Option<Duration>,
-    /// How many times a lost attempt (crashed worker, held job) is retried.
+    /// How many times a lost attempt (crashed worker, held job) is retried;
+    /// at most 255, whatever is asked.
     pub max_retries: Option<u32>,
     /// What the task asks of the engine; `None` for the engine's defaults.
     /// Shared, so a map of a million tasks holds one copy.
@@ -63,7 +64,8 @@ impl TaskOptions {
 /// Defaults of a master.
 #[derive(Debug, Clone)]
 pub struct MasterConfig {
-    /// Retries of lost attempts, unless a task says otherwise. Default 3.
+    /// Retries of lost attempts, unless a task says otherwise. Default 3;
+    /// at most 255, whatever is asked.
     pub max_retries: u32,
     /// Timeout of every task, unless a task says otherwise. Default none.
     pub timeout: Option<Duration>,
@@ -845,6 +847,9 @@ impl std::hash::Hasher for IdHasher {
 /// task from any event and events about old attempts are recognised.
 const ATTEMPT_BITS: u32 = 8;
 
+/// Retries beyond this would reuse attempt keys.
+const MAX_RETRIES: u32 = (1 << ATTEMPT_BITS) - 1;
+
 fn attempt_key(id: TaskId, attempt: u32) -> AttemptKey {
     (id.0 << ATTEMPT_BITS) | u64::from(attempt & 0xff)
 }
@@ -978,6 +983,7 @@ impl Driver {
         own.and_then(|o| o.max_retries)
             .or_else(|| stream.and_then(|o| o.max_retries))
             .unwrap_or(self.config.max_retries)
+            .min(MAX_RETRIES)
     }
 
     /// The task's timeout: its own, its stream's, or the master's.

@@ -138,6 +138,32 @@ async fn a_lost_attempt_is_retried_under_a_new_key_until_the_limit() {
     shut_down(master, &script).await;
 }
 
+/// Attempt keys are never reused, however many retries are asked for (a
+/// late event of the first attempt must not answer a later one): the
+/// master makes at most 256 attempts, the number its keys can tell apart.
+#[tokio::test]
+async fn attempt_keys_stay_unique_whatever_the_retry_limit() {
+    let (master, script) = start(MasterConfig {
+        max_retries: 1000,
+        ..config()
+    })
+    .await;
+    let handle = master.submit(double::task(), 5);
+    let mut keys = HashSet::new();
+    for attempt in 0..256 {
+        let a = script.submitted_one().await;
+        assert_eq!(a.attempt, attempt);
+        assert!(keys.insert(a.key), "attempt {attempt} reuses key {}", a.key);
+        script.send(vec![lost(a.key, "killed")]);
+    }
+    script.quiet().await;
+    assert!(matches!(
+        handle.await,
+        Err(TaskError::WorkerLost { attempts: 256, .. })
+    ));
+    shut_down(master, &script).await;
+}
+
 #[tokio::test]
 async fn a_task_s_own_retry_limit_wins_over_the_master_s() {
     let (master, script) = start(config()).await;
