@@ -254,7 +254,7 @@ async fn a_task_that_finishes_in_time_leaves_no_timer_behind() {
 
 #[tokio::test]
 async fn a_requeued_attempt_gets_its_whole_timeout_again_when_it_restarts() {
-    let timeout = Duration::from_millis(400);
+    let timeout = Duration::from_millis(600);
     let (master, script) = start(config()).await;
     let handle = master.submit_with(double::task(), 5, TaskOptions::default().timeout(timeout));
     let a = script.submitted_one().await;
@@ -785,4 +785,172 @@ fn a_runtime_shut_down_under_the_master_resolves_its_handles() {
     });
     assert_eq!(outcome, Err(TaskError::MasterGone));
     drop(master);
+}
+
+#[tokio::test]
+async fn the_journal_hears_how_each_attempt_ended() {
+    let journal = Arc::new(ScriptedJournal::default());
+    let timeout = Duration::from_millis(50);
+    let (master, script) = start(MasterConfig {
+        max_retries: 1,
+        ..with_journal(&journal)
+    })
+    .await;
+    let cancelled = master.submit(double::task(), 0);
+    let timed_out = master.submit_with(double::task(), 1, TaskOptions::default().timeout(timeout));
+    let failing = master.submit(double::task(), 2);
+    let sent = script.submitted().await;
+    script.send(vec![
+        queued(sent[1].key, "job-1"),
+        started(sent[1].key),
+        lost(sent[2].key, "node down"),
+    ]);
+    let retry = script.submitted_one().await;
+    assert_eq!(shape(&retry), (DOUBLE, 2, 1, None));
+    script.send(vec![started(retry.key), failed(retry.key, "bad")]);
+    cancelled.cancel();
+    let mut stopped = script.cancelled().await;
+    stopped.extend(script.cancelled().await);
+    stopped.sort_unstable();
+    let mut expected = vec![sent[0].key, sent[1].key];
+    expected.sort_unstable();
+    assert_eq!(stopped, expected, "the cancel and the timeout");
+    assert!(cancelled.await.is_err());
+    assert!(timed_out.await.is_err());
+    assert!(failing.await.is_err());
+    // Late events change nothing in the journal either.
+    script.send(vec![finished(sent[0].key, 0), finished(sent[1].key, 2)]);
+    script.send(vec![
+        queued(sent[2].key, "job-old"),
+        finished(sent[2].key, 4),
+    ]);
+    script.quiet().await;
+    shut_down(master, &script).await;
+
+    assert_eq!(
+        journal.of(0),
+        [
+            Rec::Submitted(0),
+            Rec::Finished(0, 0, JournalOutcome::Cancelled)
+        ]
+    );
+    assert_eq!(
+        journal.of(1),
+        [
+            Rec::Submitted(1),
+            Rec::Queued(1, 0, "job-1".into()),
+            Rec::Started(1, 0),
+            Rec::Finished(1, 0, JournalOutcome::TimedOut { after: timeout }),
+        ]
+    );
+    assert_eq!(
+        journal.of(2),
+        [
+            Rec::Submitted(2),
+            Rec::Finished(
+                2,
+                0,
+                JournalOutcome::Lost {
+                    cause: "node down".into(),
+                    retried: true
+                }
+            ),
+            Rec::Started(2, 1),
+            Rec::Finished(
+                2,
+                1,
+                JournalOutcome::Failed(Failure::TaskError {
+                    message: "bad".into()
+                })
+            ),
+        ]
+    );
+    assert!(journal.closed.load(Ordering::SeqCst));
+}
+
+#[tokio::test]
+async fn an_ordered_map_keeps_its_window_until_the_oldest_result_is_in() {
+    let (master, script) = start(config()).await;
+    let mut map = master
+        .map(double::task(), [0u64, 1, 2, 3])
+        .window(2)
+        .progress(false);
+    let collect = async {
+        let mut results = Vec::new();
+        while let Some(result) = map.next().await {
+            results.push(result.expect("a value"));
+        }
+        results
+    };
+    let engine = async {
+        let first = script.submitted().await;
+        assert_eq!(first.iter().map(|a| a.input).collect::<Vec<_>>(), [0, 1]);
+        // The second result is in, but the first is not: no room yet.
+        script.send(vec![finished(first[1].key, 2)]);
+        script.quiet().await;
+        script.send(vec![finished(first[0].key, 0)]);
+        let mut rest = Vec::new();
+        while rest.len() < 2 {
+            rest.extend(script.submitted().await);
+        }
+        assert_eq!(rest.iter().map(|a| a.input).collect::<Vec<_>>(), [2, 3]);
+        for a in rest.iter().rev() {
+            script.send(vec![finished(a.key, 2 * a.input)]);
+        }
+    };
+    let (results, ()) = tokio::join!(collect, engine);
+    assert_eq!(results, [0, 2, 4, 6]);
+    drop(map);
+    script.quiet().await;
+    shut_down(master, &script).await;
+}
+
+#[tokio::test]
+async fn a_map_s_options_apply_to_its_tasks() {
+    let timeout = Duration::from_millis(50);
+    let (master, script) = start(config()).await;
+    let mut map = master
+        .map(double::task(), [0u64])
+        .options(TaskOptions::default().timeout(timeout).max_retries(0))
+        .progress(false);
+    let (result, ()) = tokio::join!(map.next(), async {
+        let a = script.submitted_one().await;
+        script.send(vec![started(a.key)]);
+        assert_eq!(script.cancelled().await, [a.key]);
+    });
+    assert_eq!(
+        result,
+        Some(Err(TaskError::TimedOut {
+            task: DOUBLE,
+            after: timeout
+        }))
+    );
+    assert!(map.next().await.is_none());
+    drop(map);
+    script.quiet().await;
+    shut_down(master, &script).await;
+}
+
+#[tokio::test]
+async fn a_task_set_answers_as_tasks_finish_and_cancels_the_rest_when_dropped() {
+    let (master, script) = start(config()).await;
+    let mut set = pymw_core::TaskSet::new(&master);
+    let ids = [set.submit(double::task(), 1), set.submit(double::task(), 2)];
+    set.submit(double::task(), 3);
+    let mut sent = Vec::new();
+    while sent.len() < 3 {
+        sent.extend(script.submitted().await);
+    }
+    assert_eq!(sent.iter().map(|a| a.input).collect::<Vec<_>>(), [1, 2, 3]);
+    script.send(vec![finished(sent[1].key, 4)]);
+    assert_eq!(set.next_finished().await, Some((ids[1], Ok(4))));
+    script.send(vec![finished(sent[0].key, 2), finished(sent[0].key, 2)]);
+    assert_eq!(set.next_finished().await, Some((ids[0], Ok(2))));
+    assert_eq!(set.len(), 1);
+    drop(set);
+    assert_eq!(script.cancelled().await, [sent[2].key]);
+    script.send(vec![finished(sent[2].key, 6)]);
+    script.quiet().await;
+    assert_eq!(master.status(), counts(0, 0, 2, 0, 1));
+    shut_down(master, &script).await;
 }
