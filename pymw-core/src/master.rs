@@ -958,11 +958,6 @@ impl Driver {
         }
         // Every master handle is gone; Drop stops the engine.
         tracing::debug!("master dropped: shutting the backend down");
-        for (_, state) in self.tasks.drain() {
-            if let Sink::One(tx) = state.sink {
-                let _ = tx.send(Err(TaskError::MasterGone));
-            }
-        }
     }
 
     /// The task's own options and its stream's, for the settings below.
@@ -1592,6 +1587,25 @@ impl Drop for Driver {
         self.backend.shutdown();
         self.held.release_all(&mut self.turn.submitted);
         self.flush_journal();
+        // Whoever still waits hears that the master is gone: handles, and
+        // maps and task sets, which would otherwise end as if done.
+        for (_, state) in self.tasks.drain() {
+            match state.sink {
+                Sink::One(tx) => {
+                    let _ = tx.send(Err(TaskError::MasterGone));
+                }
+                Sink::Stream { stream, tag } => {
+                    if let Some(entry) = self.streams.get_mut(&stream) {
+                        entry.buffer.push((tag, Err(TaskError::MasterGone)));
+                    }
+                }
+            }
+        }
+        for entry in self.streams.values_mut() {
+            if !entry.buffer.is_empty() {
+                let _ = entry.tx.send(std::mem::take(&mut entry.buffer));
+            }
+        }
         if let Some(journal) = &self.journal
             && let Err(message) = journal.close()
         {

@@ -954,3 +954,71 @@ async fn a_task_set_answers_as_tasks_finish_and_cancels_the_rest_when_dropped() 
     assert_eq!(master.status(), counts(0, 0, 2, 0, 1));
     shut_down(master, &script).await;
 }
+
+/// A master whose runtime shuts down under a map or a task set answers
+/// what they have in flight with `MasterGone`, as it does a handle, instead
+/// of ending them as if every input had been answered.
+#[test]
+fn a_runtime_shut_down_under_a_map_or_a_task_set_answers_them() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (master, script, mut map, mut set, ids) = runtime.block_on(async {
+        let (master, script) = start(config()).await;
+        let mut map = master.map(double::task(), [1u64, 2, 3]).progress(false);
+        let sent = {
+            let next = map.next();
+            tokio::pin!(next);
+            tokio::select! {
+                _ = &mut next => panic!("no result was sent"),
+                sent = script.submitted() => sent,
+            }
+        };
+        assert_eq!(sent.len(), 3);
+        script.send(vec![finished(sent[1].key, 4)]);
+        let mut set = pymw_core::TaskSet::<u64>::new(&master);
+        let ids = [set.submit(double::task(), 4), set.submit(double::task(), 5)];
+        let mut in_set = Vec::new();
+        while in_set.len() < 2 {
+            in_set.extend(script.submitted().await);
+        }
+        script.send(vec![finished(in_set[0].key, 8)]);
+        script.quiet().await;
+        (master, script, map, set, ids)
+    });
+    drop(runtime);
+    assert_eq!(script.calls().last(), Some(&Call::Shutdown));
+    let other = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    other.block_on(async {
+        let patience = Duration::from_secs(10);
+        let mut results = Vec::new();
+        while let Some(result) = tokio::time::timeout(patience, map.next()).await.unwrap() {
+            results.push(result);
+        }
+        assert_eq!(
+            results,
+            [
+                Err(TaskError::MasterGone),
+                Ok(4),
+                Err(TaskError::MasterGone)
+            ]
+        );
+        let mut answers = Vec::new();
+        while let Some(answer) = tokio::time::timeout(patience, set.next_finished())
+            .await
+            .unwrap()
+        {
+            answers.push(answer);
+        }
+        answers.sort_by_key(|(id, _)| *id);
+        assert_eq!(
+            answers,
+            [(ids[0], Ok(8)), (ids[1], Err(TaskError::MasterGone))]
+        );
+    });
+    drop((map, set, master));
+}
