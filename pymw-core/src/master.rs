@@ -1311,8 +1311,8 @@ impl Driver {
                     let state = self.tasks.get(&task_of(key)).expect("just found");
                     let timeout = self.timeout_of(state);
                     self.add_running(1);
-                    if let Some(timeout) = timeout {
-                        let at = Instant::now() + timeout;
+                    // A timeout past any clock (`Duration::MAX`) is none.
+                    if let Some(at) = timeout.and_then(|t| Instant::now().checked_add(t)) {
                         self.tasks
                             .get_mut(&task_of(key))
                             .expect("just found")

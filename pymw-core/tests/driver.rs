@@ -252,6 +252,24 @@ async fn a_task_that_finishes_in_time_leaves_no_timer_behind() {
     shut_down(master, &script).await;
 }
 
+/// A timeout too far off to be a time (`Duration::MAX` as "never") is no
+/// timeout, not a panic of the driver.
+#[tokio::test]
+async fn a_timeout_beyond_any_clock_never_fires() {
+    let (master, script) = start(config()).await;
+    let century = Duration::from_secs(100 * 365 * 86_400);
+    for timeout in [Duration::MAX, century] {
+        let handle = master.submit_with(double::task(), 5, TaskOptions::default().timeout(timeout));
+        let a = script.submitted_one().await;
+        script.send(vec![started(a.key)]);
+        script.quiet().await;
+        assert_eq!(master.status().running, 1);
+        script.send(vec![finished(a.key, 10)]);
+        assert_eq!(handle.await, Ok(10));
+    }
+    shut_down(master, &script).await;
+}
+
 #[tokio::test]
 async fn a_requeued_attempt_gets_its_whole_timeout_again_when_it_restarts() {
     let timeout = Duration::from_millis(600);
