@@ -702,12 +702,22 @@ impl Writer<'_> {
         let _ = write!(self.out, "{}:{name}", name.len());
     }
 
+    /// Elements of a tuple: a run of equal ones as `N*element`, so that a
+    /// large array stays short.
     fn list(&mut self, nodes: &[Node]) {
-        for (i, node) in nodes.iter().enumerate() {
-            if i > 0 {
+        let mut rest = nodes;
+        let mut first = true;
+        while let Some(node) = rest.first() {
+            let run = rest.iter().take_while(|n| *n == node).count();
+            if !first {
                 self.out.push(',');
             }
+            first = false;
+            if run > 1 {
+                let _ = write!(self.out, "{run}*");
+            }
             self.node(node);
+            rest = &rest[run..];
         }
     }
 
@@ -819,10 +829,11 @@ mod tests {
     fn primitives_and_collections() {
         assert_eq!(layout::<u32>(), "u32");
         assert_eq!(layout::<(u8, String)>(), "tuple(u8,str)");
+        assert_eq!(layout::<(u8, u8, u16, u8)>(), "tuple(2*u8,u16,u8)");
         assert_eq!(layout::<Vec<Option<i64>>>(), "seq(option(i64))");
         assert_eq!(
             layout::<std::collections::BTreeMap<String, [f32; 3]>>(),
-            "map(str,tuple(f32,f32,f32))"
+            "map(str,tuple(3*f32))"
         );
         assert_ne!(layout::<u32>(), layout::<u64>());
     }
@@ -866,6 +877,74 @@ mod tests {
             layout::<Holder>(),
             "#0=struct{5:outer:seq(#1=enum{0=5:First:unit,1=6:Second:newtype(option(#2=enum{0=1:A:unit,1=1:B:newtype(u8),2=1:C:struct{1:c:str}}))})}"
         );
+    }
+
+    #[test]
+    fn std_types_and_serde_attributes_are_traced() {
+        use std::collections::{BTreeSet, HashMap, VecDeque};
+        use std::num::NonZeroU32;
+        use std::time::{Duration, SystemTime};
+        #[derive(Deserialize)]
+        #[allow(dead_code)]
+        struct Unit;
+        #[derive(Deserialize)]
+        #[allow(dead_code)]
+        struct Meters(f64);
+        #[derive(Deserialize)]
+        #[allow(dead_code)]
+        struct Pair(u8, i16);
+        #[derive(Deserialize)]
+        #[allow(dead_code)]
+        struct Attributes {
+            #[serde(rename = "kind")]
+            r#type: String,
+            #[serde(skip)]
+            cache: Vec<u8>,
+            #[serde(default)]
+            count: u32,
+        }
+        assert_eq!(
+            layout::<(Unit, Meters, Pair)>(),
+            "tuple(#0=unit_struct,#1=newtype(f64),#2=tuple_struct(u8,i16))"
+        );
+        assert_eq!(layout::<Attributes>(), "#0=struct{4:kind:str,5:count:u32}");
+        assert_eq!(
+            layout::<(Duration, Option<NonZeroU32>)>(),
+            "tuple(#0=struct{4:secs:u64,5:nanos:u32},option(u32))"
+        );
+        for traced in [
+            layout_of::<SystemTime>().map(|_| ()),
+            layout_of::<HashMap<u64, VecDeque<char>>>().map(|_| ()),
+            layout_of::<BTreeSet<Box<str>>>().map(|_| ()),
+            layout_of::<std::path::PathBuf>().map(|_| ()),
+            layout_of::<std::net::IpAddr>().map(|_| ()),
+            layout_of::<Box<[u8]>>().map(|_| ()),
+            layout_of::<(char, bool, i128, u128, f32)>().map(|_| ()),
+            layout_of::<std::ops::Range<u32>>().map(|_| ()),
+            layout_of::<Result<u8, String>>().map(|_| ()),
+        ] {
+            traced.unwrap();
+        }
+    }
+
+    #[test]
+    fn two_types_with_one_serde_name_are_an_error() {
+        mod a {
+            #[derive(serde::Deserialize)]
+            #[allow(dead_code)]
+            pub(super) struct Same {
+                pub(super) x: u8,
+            }
+        }
+        mod b {
+            #[derive(serde::Deserialize)]
+            #[allow(dead_code)]
+            pub(super) struct Same {
+                pub(super) y: String,
+            }
+        }
+        let error = layout_of::<(a::Same, b::Same)>().unwrap_err();
+        assert!(error.reason().contains("Same"), "{error}");
     }
 
     #[test]

@@ -488,7 +488,7 @@ mod tests {
             ),
             (
                 layout_of::<Expr>(),
-                "#0=enum{0=3:Add:tuple(@0,@0),1=3:Neg:newtype(@0),2=3:Lit:newtype(i64),3=3:Let:struct{4:name:str,5:value:@0,4:body:option(@0)}}",
+                "#0=enum{0=3:Add:tuple(2*@0),1=3:Neg:newtype(@0),2=3:Lit:newtype(i64),3=3:Let:struct{4:name:str,5:value:@0,4:body:option(@0)}}",
             ),
             (layout_of::<Chain>(), "#0=struct{4:next:option(@0)}"),
         ] {
