@@ -78,7 +78,8 @@ impl LayoutError {
 
 /// How many times one trace goes over the type to reach every enum variant.
 const MAX_PASSES: usize = 10_000;
-/// How deep named types may nest.
+/// How deep types may nest (named ones, options, sequences, tuples, maps):
+/// deeper is an error, not a stack overflow.
 const MAX_DEPTH: usize = 256;
 
 /// Traces the serde layout of `T`.
@@ -234,16 +235,14 @@ struct Tracer {
     cuts: usize,
     /// How many enum visits of this pass left variants untraced.
     unfinished: usize,
+    /// How deep the value being traced is now.
+    depth: usize,
 }
 
 impl Tracer {
     /// Enters the named type `name`; whether it is a recursive occurrence.
     fn enter(&mut self, name: &'static str) -> Result<bool, Error> {
-        if self.stack.len() >= MAX_DEPTH {
-            return Err(Error(format!(
-                "named types nest more than {MAX_DEPTH} deep (at `{name}`)"
-            )));
-        }
+        self.descend()?;
         let recursive = self.stack.contains(&name);
         self.stack.push(name);
         if recursive {
@@ -254,10 +253,26 @@ impl Tracer {
     }
 
     fn leave(&mut self, recursive: bool) {
+        self.ascend();
         self.stack.pop();
         if recursive {
             self.cutting -= 1;
         }
+    }
+
+    fn descend(&mut self) -> Result<(), Error> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(Error(format!(
+                "it nests more than {MAX_DEPTH} deep (at `{}`)",
+                self.stack.last().unwrap_or(&"?")
+            )));
+        }
+        Ok(())
+    }
+
+    fn ascend(&mut self) {
+        self.depth -= 1;
     }
 
     fn record(&mut self, name: &'static str, container: Container) -> Result<(), Error> {
@@ -551,24 +566,30 @@ impl<'de> de::Deserializer<'de> for De<'_> {
             *self.out = Node::Option(Box::new(Node::Unknown));
             return visitor.visit_none();
         }
+        self.t.descend()?;
         let mut inner = Node::Unknown;
         let value = visitor.visit_some(De {
             t: self.t,
             out: &mut inner,
         })?;
+        self.t.ascend();
         *self.out = Node::Option(Box::new(inner));
         Ok(value)
     }
 
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         let len = usize::from(self.t.cutting == 0);
+        self.t.descend()?;
         let (value, nodes) = De::elements(self.t, len, visitor)?;
+        self.t.ascend();
         *self.out = Node::Seq(Box::new(nodes.into_iter().next().unwrap_or(Node::Unknown)));
         Ok(value)
     }
 
     fn deserialize_tuple<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value, Error> {
+        self.t.descend()?;
         let (value, nodes) = De::elements(self.t, len, visitor)?;
+        self.t.ascend();
         *self.out = Node::Tuple(nodes);
         Ok(value)
     }
@@ -581,7 +602,9 @@ impl<'de> de::Deserializer<'de> for De<'_> {
             key: Node::Unknown,
             value: Node::Unknown,
         };
+        entries.t.descend()?;
         let value = visitor.visit_map(&mut entries)?;
+        entries.t.ascend();
         *self.out = Node::Map(Box::new(entries.key), Box::new(entries.value));
         Ok(value)
     }
@@ -925,6 +948,20 @@ mod tests {
         ] {
             traced.unwrap();
         }
+    }
+
+    #[test]
+    fn endless_nesting_is_an_error_not_a_stack_overflow() {
+        // A hand-written Deserialize that nests without end, through no
+        // named type.
+        struct Endless;
+        impl<'de> serde::Deserialize<'de> for Endless {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                Option::<Vec<Endless>>::deserialize(d).map(|_| Endless)
+            }
+        }
+        let error = layout_of::<Endless>().unwrap_err();
+        assert!(error.reason().contains("nests more than"), "{error}");
     }
 
     #[test]
