@@ -113,6 +113,16 @@ pub fn layout_of<T: DeserializeOwned>() -> Result<Layout, LayoutError> {
             "its enums were not all traced after {MAX_PASSES} passes"
         )));
     }
+    for (name, container) in &tracer.containers {
+        if let Container::Enum(e) = container
+            && let Some(i) = e.traced.iter().position(Option::is_none)
+        {
+            return Err(error(format!(
+                "the variant `{}` of `{name}` could not be reached",
+                e.variants[i]
+            )));
+        }
+    }
     let mut writer = Writer {
         containers: &tracer.containers,
         numbers: HashMap::new(),
