@@ -62,6 +62,7 @@ impl fmt::Display for Layout {
 pub struct LayoutError {
     type_name: &'static str,
     reason: String,
+    self_describing: bool,
 }
 
 impl LayoutError {
@@ -73,6 +74,17 @@ impl LayoutError {
     /// What the tracer ran into, e.g. `it needs deserialize_any`.
     pub fn reason(&self) -> &str {
         &self.reason
+    }
+
+    /// Whether the type needs a self-describing format: its `Deserialize`
+    /// asks the format what comes next (`deserialize_any`,
+    /// `deserialize_ignored_any`, or an identifier outside an enum), which
+    /// postcard cannot answer, so postcard cannot carry it. `false` for
+    /// the other errors (two types sharing a serde name, a `Deserialize`
+    /// that rejects the traced values, nesting too deep): postcard may well
+    /// carry those types; only their layout is unknown.
+    pub fn needs_self_describing_format(&self) -> bool {
+        self.self_describing
     }
 }
 
@@ -87,21 +99,23 @@ const MAX_DEPTH: usize = 256;
 /// Deterministic: the same type gives the same [`Layout`] in every build
 /// and on every platform.
 pub fn layout_of<T: DeserializeOwned>() -> Result<Layout, LayoutError> {
-    let error = |reason: String| LayoutError {
+    let mut tracer = Tracer::default();
+    let error = |reason: String, self_describing: bool| LayoutError {
         type_name: std::any::type_name::<T>(),
         reason,
+        self_describing,
     };
-    let mut tracer = Tracer::default();
     let mut root = Node::Unknown;
     let mut done = false;
     for _ in 0..MAX_PASSES {
         tracer.unfinished = 0;
         let mut node = Node::Unknown;
-        T::deserialize(De {
+        if let Err(e) = T::deserialize(De {
             t: &mut tracer,
             out: &mut node,
-        })
-        .map_err(|e| error(e.0))?;
+        }) {
+            return Err(error(e.0, tracer.self_describing));
+        }
         root = node;
         if tracer.unfinished == 0 {
             done = true;
@@ -109,18 +123,22 @@ pub fn layout_of<T: DeserializeOwned>() -> Result<Layout, LayoutError> {
         }
     }
     if !done {
-        return Err(error(format!(
-            "its enums were not all traced after {MAX_PASSES} passes"
-        )));
+        return Err(error(
+            format!("its enums were not all traced after {MAX_PASSES} passes"),
+            false,
+        ));
     }
     for (name, container) in &tracer.containers {
         if let Container::Enum(e) = container
             && let Some(i) = e.traced.iter().position(Option::is_none)
         {
-            return Err(error(format!(
-                "the variant `{}` of `{name}` could not be reached",
-                e.variants[i]
-            )));
+            return Err(error(
+                format!(
+                    "the variant `{}` of `{name}` could not be reached",
+                    e.variants[i]
+                ),
+                false,
+            ));
         }
     }
     let mut writer = Writer {
@@ -247,6 +265,8 @@ struct Tracer {
     unfinished: usize,
     /// How deep the value being traced is now.
     depth: usize,
+    /// Whether the type asked what comes next (`deserialize_any`).
+    self_describing: bool,
 }
 
 impl Tracer {
@@ -530,16 +550,19 @@ impl<'de> de::Deserializer<'de> for De<'_> {
     }
 
     fn deserialize_any<V: Visitor<'de>>(self, _visitor: V) -> Result<V::Value, Error> {
+        self.t.self_describing = true;
         Err(Error(
             "it needs deserialize_any (it asks the format what comes next)".into(),
         ))
     }
 
     fn deserialize_ignored_any<V: Visitor<'de>>(self, _visitor: V) -> Result<V::Value, Error> {
+        self.t.self_describing = true;
         Err(Error("it needs deserialize_ignored_any".into()))
     }
 
     fn deserialize_identifier<V: Visitor<'de>>(self, _visitor: V) -> Result<V::Value, Error> {
+        self.t.self_describing = true;
         Err(Error(
             "it needs deserialize_identifier outside an enum".into(),
         ))
@@ -972,6 +995,7 @@ mod tests {
         }
         let error = layout_of::<Endless>().unwrap_err();
         assert!(error.reason().contains("nests more than"), "{error}");
+        assert!(!error.needs_self_describing_format(), "{error}");
     }
 
     #[test]
@@ -992,6 +1016,7 @@ mod tests {
         }
         let error = layout_of::<(a::Same, b::Same)>().unwrap_err();
         assert!(error.reason().contains("Same"), "{error}");
+        assert!(!error.needs_self_describing_format(), "{error}");
     }
 
     #[test]
@@ -1003,9 +1028,29 @@ mod tests {
             A(u32),
             B(String),
         }
+        #[derive(Deserialize)]
+        #[serde(tag = "kind")]
+        #[allow(dead_code)]
+        enum Tagged {
+            A { a: u32 },
+        }
+        #[derive(Deserialize)]
+        #[allow(dead_code)]
+        struct Flattened {
+            #[serde(flatten)]
+            inner: std::collections::HashMap<String, u32>,
+        }
+        for error in [
+            layout_of::<serde_json::Value>().unwrap_err(),
+            layout_of::<Vec<Tagged>>().unwrap_err(),
+            layout_of::<Flattened>().unwrap_err(),
+        ] {
+            assert!(error.needs_self_describing_format(), "{error}");
+        }
         let error = layout_of::<Either>().unwrap_err();
         assert!(error.type_name().ends_with("Either"), "{error}");
         assert!(error.reason().contains("deserialize_any"), "{error}");
+        assert!(error.needs_self_describing_format(), "{error}");
         assert!(error.to_string().contains("cannot be traced"), "{error}");
     }
 }
