@@ -67,25 +67,32 @@ impl Backend for Engine {
     fn shutdown(&mut self) {}
 }
 
-fn open(root: &Path) -> RunStore {
+fn open_run(root: &Path, run: &str, cache: bool) -> RunStore {
     RunStore::open(
         root,
-        "resumed",
+        run,
         OpenOptions::new()
             .create(true)
             .resume(true)
+            .cache(cache)
             .binary("bin", Registry::global().listing()),
     )
     .expect("open the run store")
 }
 
+fn open(root: &Path) -> RunStore {
+    open_run(root, "resumed", false)
+}
+
 fn master(root: &Path, given: &Given) -> Master {
+    master_of(root, "resumed", false, given)
+}
+
+fn master_of(root: &Path, run: &str, cache: bool, given: &Given) -> Master {
+    let store = open_run(root, run, cache);
     let config = MasterConfig {
         progress: false,
-        journal: Some(JournalHandle(Arc::new(StoreJournal::new(
-            open(root),
-            false,
-        )))),
+        journal: Some(JournalHandle(Arc::new(StoreJournal::new(store, cache)))),
         ..MasterConfig::default()
     };
     let engine = Engine {
@@ -141,7 +148,11 @@ fn a_resumed_failure_keeps_its_host_and_stderr_tail() {
 /// `resume::half` under the fingerprint `fingerprint`, in one turn (so that
 /// most go into blocks).
 fn record_earlier_build(root: &Path, fingerprint: u64, inputs: &[u64]) {
-    let journal = StoreJournal::new(open(root), false);
+    record_earlier_build_in(root, "resumed", false, fingerprint, inputs);
+}
+
+fn record_earlier_build_in(root: &Path, run: &str, cache: bool, fingerprint: u64, inputs: &[u64]) {
+    let journal = StoreJournal::new(open_run(root, run, cache), cache);
     let mut turn = JournalTurn::default();
     for (position, &x) in inputs.iter().enumerate() {
         let input = wire::encode_payload(&x);
@@ -224,4 +235,47 @@ fn results_of_a_changed_task_are_counted_and_not_reused() {
     record_earlier_build(fresh.path(), ours, &inputs);
     let reader = RunReader::open(fresh.path(), "resumed").unwrap();
     assert_eq!(reader.stale_results().unwrap(), []);
+}
+
+#[test]
+fn the_result_cache_holds_no_value_of_a_changed_task() {
+    pymw_core::worker::init();
+    let root = tempfile::tempdir().unwrap();
+    let inputs = [2u64, 4];
+    let ours = (half::task().entry().fingerprint)();
+
+    // An earlier build's run filled the cache (its values were 999).
+    record_earlier_build_in(root.path(), "earlier", true, ours ^ 1, &inputs);
+    let store = open_run(root.path(), "earlier", true);
+    let key = pymw_store::input_hash(&wire::encode_payload(&2u64));
+    assert_eq!(
+        store.cache_get(ours ^ 1, &key).unwrap(),
+        Some(wire::encode_payload(&999u64)),
+        "the earlier build's value is in the cache"
+    );
+    store.close().unwrap();
+    let given: Given = Arc::default();
+    let life = master_of(root.path(), "fixed", true, &given);
+    let results: Vec<u64> = run(&life, &inputs)
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    drop(life);
+    assert_eq!(
+        results,
+        [1, 2],
+        "the fixed task's values, not the cached 999"
+    );
+    assert_eq!(given.lock().unwrap().len(), 2, "every task ran");
+
+    // The same build again: now the cache answers.
+    let given: Given = Arc::default();
+    let life = master_of(root.path(), "again", true, &given);
+    let results: Vec<u64> = run(&life, &inputs)
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    drop(life);
+    assert_eq!(results, [1, 2]);
+    assert!(given.lock().unwrap().is_empty(), "answered from the cache");
 }
