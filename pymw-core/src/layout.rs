@@ -11,7 +11,12 @@
 //! could make old bytes decode wrongly changes it. A named type met again
 //! (a recursive type, such as a tree, or one used twice) is a back-reference
 //! to its first occurrence (`@N`, numbered in order of first occurrence), so
-//! the description is finite and canonical.
+//! the description is finite and canonical. Field and variant names count
+//! too (renaming a field changes the layout, though not the bytes): the
+//! description errs on the side of a new identity. Fields skipped by serde
+//! are not on the wire and do not count. A hand-written `Deserialize` is
+//! traced as far as it reads, with values `1`, `0.0`, `false`, `'A'` and
+//! empty strings.
 //!
 //! Some types cannot be traced: those whose `Deserialize` asks the format
 //! what comes next (`deserialize_any`: `serde_json::Value`,
@@ -55,15 +60,30 @@ impl fmt::Display for Layout {
 }
 
 /// Why the serde layout of a type could not be traced.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "the serde layout of `{type_name}` cannot be traced: {reason} (types that need `deserialize_any`, such as `serde_json::Value`, `#[serde(untagged)]` and internally tagged enums and `#[serde(flatten)]`, have no fixed layout and cannot be sent with postcard)"
-)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LayoutError {
     type_name: &'static str,
     reason: String,
     self_describing: bool,
 }
+
+impl fmt::Display for LayoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the serde layout of `{}` cannot be traced: {}",
+            self.type_name, self.reason
+        )?;
+        if self.self_describing {
+            f.write_str(
+                "; such a type (like `serde_json::Value`, `#[serde(untagged)]` or internally tagged enums, `#[serde(flatten)]`) needs a self-describing format and cannot be sent with postcard: send a plain struct or enum, or its JSON text as a `String`",
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for LayoutError {}
 
 impl LayoutError {
     /// The Rust name of the type that could not be traced.
