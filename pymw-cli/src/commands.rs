@@ -4,8 +4,8 @@ use crate::text::{Align, Table, WIDTH, ago, bar, truncate, wrap};
 use anyhow::{Context, Result, bail};
 use pymw_store::format::{bytes, count, duration_ns, utc};
 use pymw_store::{
-    AttemptRecord, Counts, FailureKind, RunInfo, RunReader, RunState, StoredValue, TaskDetail,
-    list_runs, now_ns, remove_run,
+    AttemptRecord, Counts, FailureKind, RunInfo, RunReader, RunState, StaleResults, StoredValue,
+    TaskDetail, list_runs, now_ns, remove_run,
 };
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -96,6 +96,9 @@ struct Status {
     elapsed_ns: Option<u64>,
     eta_ns: Option<u64>,
     lost_attempts: u64,
+    /// Finished results of tasks that changed since (another build): not
+    /// reused when the run resumes.
+    stale_results: Vec<StaleResults>,
 }
 
 const RECENT_WINDOW_NS: u64 = 30_000_000_000;
@@ -131,6 +134,7 @@ fn status_of(reader: &RunReader) -> Result<Status> {
     };
     Ok(Status {
         lost_attempts: reader.lost_attempts()?,
+        stale_results: reader.stale_results()?,
         info,
         counts,
         recent_rate,
@@ -211,6 +215,18 @@ fn render_status(status: &Status) -> String {
             "  {} lost attempts were retried\n",
             count(status.lost_attempts)
         ));
+    }
+    for stale in &status.stale_results {
+        indent(
+            &mut out,
+            "  ",
+            &format!(
+                "{} results of task {} from an earlier build were not reused: the task changed",
+                count(stale.results),
+                stale.task
+            ),
+            WIDTH,
+        );
     }
     let mut rates = Vec::new();
     if let Some(r) = status.recent_rate {

@@ -417,3 +417,69 @@ fn report_renders_in_headless_chromium() {
         eprintln!("{run}: report rendered to {}", png.display());
     }
 }
+
+#[test]
+fn status_counts_results_of_an_earlier_build() {
+    use pymw_store::{
+        AttemptOutcome, FinishedTask, OpenOptions, RunStore, SubmittedTask, TaskIdentity,
+        input_hash, now_ns,
+    };
+    let root = tempfile::tempdir().unwrap();
+    // An earlier build finished three tasks of `demo::f` under fingerprint 1.
+    let store = RunStore::open(root.path(), "rebuilt", OpenOptions::new()).unwrap();
+    for x in 0u8..3 {
+        let input = [x];
+        let identity = TaskIdentity::new(1, &input, u64::from(x));
+        store.record_submitted(vec![SubmittedTask {
+            identity,
+            task: "demo::f".into(),
+            fingerprint: 1,
+            position: u64::from(x),
+            input_hash: input_hash(&input),
+            submitted_ns: now_ns(),
+        }]);
+        store.record_finished(vec![FinishedTask {
+            identity,
+            attempt: 0,
+            outcome: AttemptOutcome::Value(vec![x].into()),
+            stats: Default::default(),
+            stderr_tail: String::new(),
+            started_ns: None,
+            finished_ns: now_ns(),
+        }]);
+    }
+    store.close().unwrap();
+    // The run resumed by a build whose `demo::f` changed.
+    let store = RunStore::open(
+        root.path(),
+        "rebuilt",
+        OpenOptions::new()
+            .resume(true)
+            .binary("bin", vec![("demo::f".into(), 2)]),
+    )
+    .unwrap();
+    store.close().unwrap();
+
+    let status = |json: bool| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_pymw"));
+        command.arg("--root").arg(root.path());
+        if json {
+            command.arg("--json");
+        }
+        let output = command.args(["status", "rebuilt"]).output().unwrap();
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let text = status(false);
+    let words: Vec<&str> = text.split_whitespace().collect();
+    assert!(
+        words.join(" ").contains(
+            "3 results of task demo::f from an earlier build were not reused: the task changed"
+        ),
+        "{text}"
+    );
+    assert!(text.lines().all(|l| l.chars().count() <= 80), "{text}");
+    let json: serde_json::Value = serde_json::from_str(&status(true)).unwrap();
+    assert_eq!(json["stale_results"][0]["task"], "demo::f");
+    assert_eq!(json["stale_results"][0]["results"], 3);
+}

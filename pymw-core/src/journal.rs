@@ -165,8 +165,26 @@ impl HeldSubmissions {
 pub enum Recorded {
     /// The task's value.
     Value(Vec<u8>),
-    /// The task's (deterministic) failure.
-    Failed(Failure),
+    /// The task's (deterministic) failure, with where it ran and what it
+    /// wrote to stderr, as the first life reported them.
+    Failed {
+        /// What failed.
+        failure: Failure,
+        /// The host it ran on (empty when unknown).
+        host: String,
+        /// The tail of the worker's stderr.
+        stderr_tail: String,
+    },
+}
+
+/// Finished results of a task from an earlier build, not reused because the
+/// task changed (see [`Journal::stale_results`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaleResults {
+    /// The task's name.
+    pub task: String,
+    /// How many finished results (values and failures).
+    pub results: u64,
 }
 
 /// An attempt an earlier life of the run handed to an engine and did not
@@ -214,6 +232,16 @@ pub trait Journal: Send + Sync + 'static {
     /// Outcomes finished in earlier lives of this run; called once, when the
     /// master starts.
     fn recorded(&self) -> Result<HashMap<Identity, Recorded>, String>;
+
+    /// Finished results that earlier lives of this run recorded for tasks of
+    /// the names in `tasks` (this binary's names and fingerprints) under
+    /// another fingerprint: the task changed (its types or its code), so they
+    /// are not reused and the tasks run again. Called once, when the master
+    /// starts, to say so. By default, none.
+    fn stale_results(&self, tasks: &[(String, u64)]) -> Result<Vec<StaleResults>, String> {
+        let _ = tasks;
+        Ok(Vec::new())
+    }
 
     /// The run's name (backends use it to keep what a restart can follow).
     fn run_name(&self) -> &str;

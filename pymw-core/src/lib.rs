@@ -10,6 +10,7 @@ mod bytes;
 pub mod error;
 pub mod invoke;
 pub mod journal;
+pub mod layout;
 pub mod master;
 mod progress;
 pub mod registry;
@@ -35,7 +36,7 @@ pub use worker::init;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::invoke::{Plain, TaskResult, invoke, validate};
-    pub use crate::registry::{Registration, Task, TaskEntry, fingerprint};
+    pub use crate::registry::{Fingerprint, FingerprintCell, Registration, Task, TaskEntry};
     pub use inventory;
     pub use serde;
 

@@ -221,6 +221,7 @@ impl Master {
         }
         if let Some(journal) = &journal {
             backend.resumable(journal.run_name());
+            log_stale_results(&**journal);
         }
         let (sink, events) = EventSink::channel();
         backend.start(sink)?;
@@ -1145,12 +1146,16 @@ impl Driver {
                 Ok((value, WorkerStats::default())),
                 Outcome::Done,
             ),
-            Recorded::Failed(failure) => {
+            Recorded::Failed {
+                failure,
+                host,
+                stderr_tail,
+            } => {
                 let error = TaskError::Failed {
                     task: name,
                     failure,
-                    host: String::new(),
-                    stderr_tail: String::new(),
+                    host,
+                    stderr_tail,
                 };
                 self.deliver(task.sink, Err(error), Outcome::Failed);
             }
@@ -1619,5 +1624,25 @@ async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(at) => tokio::time::sleep_until(at.into()).await,
         None => std::future::pending().await,
+    }
+}
+
+/// Says which finished results of earlier lives of the run are not reused
+/// because their task changed (another build): those tasks run again.
+fn log_stale_results(journal: &dyn Journal) {
+    let tasks = crate::registry::Registry::global().listing();
+    match journal.stale_results(&tasks) {
+        Ok(stale) => {
+            for s in stale {
+                tracing::warn!(
+                    task = s.task,
+                    results = s.results,
+                    "{} results of task {} from an earlier build were not reused: the task changed (its types or code), so it runs again",
+                    s.results,
+                    s.task
+                );
+            }
+        }
+        Err(message) => tracing::debug!(%message, "could not count results of earlier builds"),
     }
 }

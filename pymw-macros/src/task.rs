@@ -16,6 +16,9 @@ pub(crate) struct TaskArgs {
     /// `validate = path`: `fn(&T, &T) -> bool` deciding whether two replicas'
     /// values agree (BOINC redundancy); default: bitwise.
     validate: Option<Path>,
+    /// `version = "..."`: the task's code identity, instead of a hash of the
+    /// function's tokens.
+    version: Option<LitStr>,
 }
 
 /// Collects every error instead of stopping at the first (serde's `Ctxt`).
@@ -63,9 +66,19 @@ pub(crate) fn parse_args(args: TokenStream, errors: &mut Errors) -> TaskArgs {
         } else if meta.path.is_ident("validate") {
             parsed.validate = Some(meta.value()?.parse()?);
             Ok(())
+        } else if meta.path.is_ident("version") {
+            let version: LitStr = meta.value()?.parse()?;
+            if version.value().trim().is_empty() {
+                return Err(syn::Error::new(
+                    version.span(),
+                    "#[pymw::task] version must not be empty: give a version such as `version = \"2\"` (change it when results change), or remove it to identify the task by its code",
+                ));
+            }
+            parsed.version = Some(version);
+            Ok(())
         } else {
             Err(meta.error(
-                "unknown option of #[pymw::task]: the options are `name = \"...\"`, `validate = path::to::fn` and `crate = \"...\"`",
+                "unknown option of #[pymw::task]: the options are `name = \"...\"`, `version = \"...\"`, `validate = path::to::fn` and `crate = \"...\"`",
             ))
         }
     });
@@ -176,6 +189,30 @@ fn returns_result(output: &ReturnType) -> bool {
     }
 }
 
+/// The task's code identity: `version:` and the user's version, else
+/// `tokens:` and a hash of the function as written, doc comments left out
+/// (editing them changes no result). Tokens, not text: formatting and plain
+/// comments do not count either.
+fn code_identity(args: &TaskArgs, function: &ItemFn) -> String {
+    if let Some(version) = &args.version {
+        return format!("version:{}", version.value());
+    }
+    let mut function = function.clone();
+    function.attrs.retain(|attr| !attr.path().is_ident("doc"));
+    format!(
+        "tokens:{:016x}",
+        fnv1a(quote!(#function).to_string().as_bytes())
+    )
+}
+
+/// 64-bit FNV-1a, as `pymw_core::registry::stable_hash` (which this crate
+/// does not depend on).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 fn generate(args: &TaskArgs, function: &ItemFn) -> TokenStream {
     let krate = args
         .krate
@@ -237,6 +274,7 @@ fn generate(args: &TaskArgs, function: &ItemFn) -> TokenStream {
         },
         None => quote!(::core::option::Option::None),
     };
+    let code = code_identity(args, function);
     let doc = format!(
         "The pymw task [`{ident}`](fn@{ident}): `{ident}::task()` is its typed handle for a master."
     );
@@ -263,10 +301,20 @@ fn generate(args: &TaskArgs, function: &ItemFn) -> TokenStream {
                 #value_check
             };
 
+            /// The task's code identity, part of its fingerprint.
+            pub const CODE: &str = #code;
+
+            static FINGERPRINT: #private::FingerprintCell = #private::FingerprintCell::new();
+
+            fn fingerprint() -> &'static #private::Fingerprint {
+                FINGERPRINT.get::<#args_type, #value_type>(NAME, CODE)
+            }
+
             static ENTRY: #private::TaskEntry = #private::TaskEntry {
                 name: NAME,
                 function: ::core::module_path!(),
-                fingerprint: || #private::fingerprint::<#args_type, #value_type>(NAME),
+                fingerprint: || fingerprint().value(),
+                layout: || fingerprint().layout(),
                 invoke: |input, output| {
                     #private::invoke(input, output, |#args_pattern: #args_type| #call)
                 },
@@ -342,6 +390,40 @@ mod tests {
             out.contains("validate : :: core :: option :: Option :: None"),
             "{out}"
         );
+    }
+
+    #[test]
+    fn code_identity_is_a_token_hash_or_the_version() {
+        let code = |args: &str, item: &str| {
+            let out = expand_str(args, item).unwrap();
+            let start = out.find("pub const CODE : & str = \"").unwrap() + 26;
+            out[start..start + out[start..].find('"').unwrap()].to_string()
+        };
+        let body = code("", "fn f(a: u8) -> u8 { a + 1 }");
+        assert!(body.starts_with("tokens:"), "{body}");
+        assert_eq!(
+            body,
+            code("", "fn f(a: u8) -> u8 {\n    a + 1 // one more\n}")
+        );
+        assert_eq!(body, code("", "/// Adds one.\nfn f(a: u8) -> u8 { a + 1 }"));
+        assert_eq!(
+            body,
+            code(r#"name = "other""#, "fn f(a: u8) -> u8 { a + 1 }")
+        );
+        assert_ne!(body, code("", "fn f(a: u8) -> u8 { a + 2 }"), "a fixed bug");
+        let versioned = code(r#"version = "2""#, "fn f(a: u8) -> u8 { a + 1 }");
+        assert_eq!(versioned, "version:2");
+        assert_eq!(
+            versioned,
+            code(r#"version = "2""#, "fn f(a: u8) -> u8 { a + 2 }"),
+            "a version keeps the identity across edits"
+        );
+    }
+
+    #[test]
+    fn empty_version_is_rejected() {
+        let err = expand_str(r#"version = " ""#, "fn f() {}").unwrap_err();
+        assert!(err.contains("version must not be empty"), "{err}");
     }
 
     #[test]

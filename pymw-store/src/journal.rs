@@ -9,6 +9,7 @@ use crate::record::{
 use crate::{InputHash, RunStore, StoredOutcome};
 use pymw_core::journal::{
     Identified, Identity, InFlight, Journal, JournalOutcome, JournalTask, JournalTurn, Recorded,
+    StaleResults,
 };
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -95,8 +96,12 @@ impl Journal for StoreJournal {
                         },
                         // Only deterministic failures are final; a task lost
                         // or timed out in an earlier life runs again.
-                        StoredOutcome::Failed { failure, .. } => match failure.to_failure() {
-                            Some(failure) => Recorded::Failed(failure),
+                        StoredOutcome::Failed { failure, host, .. } => match failure.to_failure() {
+                            Some(value) => Recorded::Failed {
+                                failure: value,
+                                host,
+                                stderr_tail: failure.stderr_tail,
+                            },
                             None => return,
                         },
                     };
@@ -107,6 +112,20 @@ impl Journal for StoreJournal {
         .ok_or("the run store is closed")?
         .map_err(|e| e.to_string())?;
         Ok(recorded)
+    }
+
+    fn stale_results(&self, tasks: &[(String, u64)]) -> Result<Vec<StaleResults>, String> {
+        let stale = self
+            .with(|store| store.stale_results(tasks))
+            .ok_or("the run store is closed")?
+            .map_err(|e| e.to_string())?;
+        Ok(stale
+            .into_iter()
+            .map(|s| StaleResults {
+                task: s.task,
+                results: s.results,
+            })
+            .collect())
     }
 
     fn run_name(&self) -> &str {

@@ -77,8 +77,8 @@ pub use error::StoreError;
 pub use hash::{IdentityHash, IdentityHasher, InputHash, ParseHexError, TaskIdentity, input_hash};
 pub use journal::StoreJournal;
 pub use read::{
-    AttemptRecord, Counts, RunInfo, RunListing, RunReader, RunState, TaskDetail, TaskRecord,
-    age_ns, dir_size, list_runs, remove_run,
+    AttemptRecord, Counts, RunInfo, RunListing, RunReader, RunState, StaleResults, TaskDetail,
+    TaskRecord, age_ns, dir_size, list_runs, remove_run,
 };
 pub use record::{
     AttemptEvent, AttemptOutcome, AttemptState, Batch, CacheEntry, FailureKind, FinishedTask,

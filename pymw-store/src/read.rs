@@ -180,6 +180,98 @@ pub(crate) fn for_each_finished<S>(
     result
 }
 
+/// Finished results of a task recorded by an earlier build: the task of
+/// that name in the current binary has another fingerprint (its types or
+/// its code changed), so a resumed run does not reuse them and runs the
+/// task again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StaleResults {
+    /// The task's name.
+    pub task: String,
+    /// How many finished results (values and failures) it has under other
+    /// fingerprints.
+    pub results: u64,
+}
+
+/// See [`crate::RunStore::stale_results`]. Decodes blocks only when some
+/// task has results under another fingerprint.
+pub(crate) fn stale_results(
+    conn: &Connection,
+    dir: &Path,
+    current: &[(String, u64)],
+) -> Result<Vec<StaleResults>, StoreError> {
+    let sql = |e| StoreError::sqlite(dir, e);
+    let current: HashMap<&str, u64> = current.iter().map(|(n, f)| (n.as_str(), *f)).collect();
+    let stale: HashMap<u32, String> = {
+        let mut stmt = conn
+            .prepare_cached("SELECT id, name, fingerprint FROM kinds")
+            .map_err(sql)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, u32>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)? as u64,
+                ))
+            })
+            .map_err(sql)?;
+        let mut stale = HashMap::new();
+        for row in rows {
+            let (id, name, fingerprint) = row.map_err(sql)?;
+            if current
+                .get(name.as_str())
+                .is_some_and(|&now| now != fingerprint)
+            {
+                stale.insert(id, name);
+            }
+        }
+        stale
+    };
+    if stale.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut counts: std::collections::BTreeMap<String, u64> = Default::default();
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT kind, count(*) FROM tasks WHERE state IN ('done', 'failed') GROUP BY kind",
+        )
+        .map_err(sql)?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((r.get::<_, u32>(0)?, r.get::<_, i64>(1)? as u64))
+        })
+        .map_err(sql)?;
+    for row in rows {
+        let (kind, n) = row.map_err(sql)?;
+        if let Some(name) = stale.get(&kind) {
+            *counts.entry(name.clone()).or_default() += n;
+        }
+    }
+    let superseded = superseded(conn).map_err(sql)?;
+    let mut stmt = conn
+        .prepare("SELECT first_seq, data FROM task_blocks ORDER BY id")
+        .map_err(sql)?;
+    let mut query = stmt.query([]).map_err(sql)?;
+    while let Some(row) = query.next().map_err(sql)? {
+        let first = row.get::<_, i64>(0).map_err(sql)? as u64;
+        let data = row.get_ref(1).and_then(|v| Ok(v.as_blob()?)).map_err(sql)?;
+        let tasks = block::decode(data).map_err(|e| corrupt(dir, e))?;
+        for (i, task) in tasks.iter().enumerate() {
+            if superseded.contains(&(first + i as u64)) {
+                continue;
+            }
+            if let Some(name) = stale.get(&task.kind) {
+                *counts.entry(name.clone()).or_default() += 1;
+            }
+        }
+    }
+    Ok(counts
+        .into_iter()
+        .filter(|&(_, results)| results > 0)
+        .map(|(task, results)| StaleResults { task, results })
+        .collect())
+}
+
 /// See [`crate::RunStore::in_flight`].
 pub(crate) fn in_flight(conn: &Connection, dir: &Path) -> Result<Vec<InFlight>, StoreError> {
     let sql = |e| StoreError::sqlite(dir, e);
@@ -497,6 +589,28 @@ impl RunReader {
             master,
             expected_tasks: expected,
             state,
+        })
+    }
+
+    /// Finished results that the run's current binary (the one that opened
+    /// it last) does not reuse because their task changed: see
+    /// [`StaleResults`]. Empty when the run does not know its binary's
+    /// tasks.
+    pub fn stale_results(&self) -> Result<Vec<StaleResults>, StoreError> {
+        self.snapshot(|| {
+            let listing: Option<String> = self
+                .conn
+                .query_row("SELECT binary_tasks FROM run WHERE id = 1", [], |r| {
+                    r.get(0)
+                })
+                .map_err(self.sql())?;
+            let current: Vec<(String, u64)> = listing
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|line| line.split_once('\t'))
+                .filter_map(|(n, f)| Some((n.to_string(), u64::from_str_radix(f, 16).ok()?)))
+                .collect();
+            stale_results(&self.conn, &self.dir, &current)
         })
     }
 

@@ -2,7 +2,7 @@
 
 use crate::error::StoreError;
 use crate::hash::{IdentityHash, InputHash, TaskIdentity};
-use crate::read;
+use crate::read::{self, StaleResults};
 use crate::record::{
     AttemptEvent, Batch, CacheEntry, FinishedTask, InFlight, StoredOutcome, SubmittedTask, now_ns,
 };
@@ -459,6 +459,19 @@ impl RunStore {
     ) -> Result<(), StoreError> {
         let conn = self.reader.lock().unwrap_or_else(|e| e.into_inner());
         read::for_each_finished(&conn, &self.dir, state, count, each)
+    }
+
+    /// Finished results recorded under another fingerprint than the one
+    /// `tasks` (this binary's names and fingerprints) gives their task's
+    /// name: results of an earlier build that a resumed run does not reuse,
+    /// because the task changed.
+    pub fn stale_results(&self, tasks: &[(String, u64)]) -> Result<Vec<StaleResults>, StoreError> {
+        let conn = self.reader.lock().unwrap_or_else(|e| e.into_inner());
+        conn.execute_batch("BEGIN")
+            .map_err(|e| StoreError::sqlite(&self.dir, e))?;
+        let result = read::stale_results(&conn, &self.dir, tasks);
+        let _ = conn.execute_batch("COMMIT");
+        result
     }
 
     /// Attempts that were queued or running when last committed: after a
