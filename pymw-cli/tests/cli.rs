@@ -417,3 +417,31 @@ fn report_renders_in_headless_chromium() {
         eprintln!("{run}: report rendered to {}", png.display());
     }
 }
+
+/// `pymw ... | head`: a reader that has gone (here, before pymw writes at
+/// all) ends the command quietly and with success, text or JSON.
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    for args in [
+        &["status", "grid"][..],
+        &["--json", "status", "grid"],
+        &["--json", "runs"],
+        &["runs"],
+        &["--json", "errors", "grid"],
+        &["errors", "grid"],
+        &["--json", "show", "grid", "0"],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let output = Command::new(env!("CARGO_BIN_EXE_pymw"))
+            .arg("--root")
+            .arg(runs())
+            .args(args)
+            .stdout(writer)
+            .output()
+            .expect("run pymw");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "pymw {args:?}: {stderr}");
+        assert!(stderr.is_empty(), "pymw {args:?} said: {stderr}");
+    }
+}
