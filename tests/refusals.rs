@@ -248,6 +248,12 @@ fn a_refused_input_of_a_map_is_answered_at_its_position() {
         assert_eq!(position, i as u64);
         invalid_argument(result, "lazy");
     }
+    // A map checks its own first input against what postcard can read.
+    let mut map = master.map(untagged::task(), [Untagged::Number(1), Untagged::Number(2)]);
+    invalid_argument(map.next().unwrap(), "untagged");
+    invalid_argument(map.next().unwrap(), "untagged");
+    assert!(map.next().is_none());
+    drop(map);
     // The good ones around a refused one still run, in order.
     let good: Vec<_> = master
         .map(echo::task(), [1u32, 2, 3])
@@ -397,4 +403,13 @@ fn task_errors_keep_their_sources() {
         message.starts_with("cannot read the configuration: No such file"),
         "{message}"
     );
+}
+
+/// The API-level decision for zero workers: `LocalConfig::workers(0)` is a
+/// clamp to one worker (the command line refuses `--workers 0`).
+#[cfg(feature = "local")]
+#[test]
+fn zero_local_workers_is_one_worker() {
+    let config = pymw::local::LocalConfig::default().workers(0);
+    assert_eq!(config.workers, 1);
 }

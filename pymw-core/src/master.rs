@@ -371,7 +371,7 @@ impl Master {
     ) -> TaskHandle<R> {
         let (tx, rx) = oneshot::channel();
         let id = TaskId(self.new_ids(1));
-        match prepare_input(task.entry(), &args, round_trip::<A>, Some(&options)) {
+        match prepare_checked(task.entry(), &args, Some(&options)) {
             Ok(input) => self.send(vec![NewTask {
                 id,
                 entry: task.entry(),
@@ -421,7 +421,7 @@ impl Master {
         Map {
             master: self.clone(),
             entry: task.entry(),
-            round_trip: round_trip::<A>,
+            round_trip: Some(round_trip::<A>),
             inputs,
             exhausted: false,
             options: TaskOptions::default(),
@@ -498,20 +498,41 @@ fn round_trip<A: Serialize + DeserializeOwned>(bytes: &[u8]) -> Result<(), Strin
 }
 
 /// The tasks whose first input decoded back in the master: each task's
-/// argument type is checked once per process, at its first submit.
+/// argument type is checked once per process, at its first submit (a map
+/// checks its own first input, without this lock on its path).
 fn checked_tasks() -> &'static std::sync::Mutex<std::collections::HashSet<&'static str>> {
     static CHECKED: std::sync::OnceLock<std::sync::Mutex<std::collections::HashSet<&'static str>>> =
         std::sync::OnceLock::new();
     CHECKED.get_or_init(Default::default)
 }
 
+/// [`prepare_input`], checking that the input decodes back if no input of
+/// the task has been checked yet in this process.
+fn prepare_checked<A: Serialize + DeserializeOwned>(
+    entry: &'static TaskEntry,
+    args: &A,
+    options: Option<&TaskOptions>,
+) -> Result<Arc<[u8]>, TaskError> {
+    let task = entry.name;
+    let first = !checked_tasks()
+        .lock()
+        .is_ok_and(|checked| checked.contains(task));
+    let check: Option<RoundTrip> = first.then_some(round_trip::<A>);
+    let input = prepare_input(entry, args, check, options)?;
+    if first && let Ok(mut checked) = checked_tasks().lock() {
+        checked.insert(task);
+    }
+    Ok(input)
+}
+
 /// Encodes a task's argument for the wire, or refuses it: a `Serialize`
-/// that fails, a type postcard cannot carry (checked on the task's first
-/// input), an input over the size limit, or options that cannot be used.
+/// that fails, a type postcard cannot carry (when `round_trip` is given:
+/// a task's first input), an input over the size limit, or options that
+/// cannot be used.
 fn prepare_input<A: Serialize>(
     entry: &'static TaskEntry,
     args: &A,
-    round_trip: RoundTrip,
+    round_trip: Option<RoundTrip>,
     options: Option<&TaskOptions>,
 ) -> Result<Arc<[u8]>, TaskError> {
     let task = entry.name;
@@ -531,14 +552,8 @@ fn prepare_input<A: Serialize>(
     if size > limit {
         return Err(TaskError::InputTooLarge { task, size, limit });
     }
-    let checked = checked_tasks()
-        .lock()
-        .is_ok_and(|checked| checked.contains(task));
-    if !checked {
+    if let Some(round_trip) = round_trip {
         round_trip(&bytes).map_err(invalid)?;
-        if let Ok(mut checked) = checked_tasks().lock() {
-            checked.insert(task);
-        }
     }
     Ok(Arc::from(bytes))
 }
@@ -667,7 +682,7 @@ impl<R: DeserializeOwned> TaskSet<R> {
     ) -> TaskId {
         let id = TaskId(self.master.new_ids(1));
         self.names.insert(id.0, task.name());
-        let input = match prepare_input(task.entry(), &args, round_trip::<A>, options.as_deref()) {
+        let input = match prepare_checked(task.entry(), &args, options.as_deref()) {
             Ok(input) => input,
             Err(refusal) => {
                 self.arrived.push_back((id.0, Err(refusal)));
@@ -738,7 +753,9 @@ const MIN_MAP_WINDOW: u64 = 16;
 pub struct Map<A, R, I> {
     master: Master,
     entry: &'static TaskEntry,
-    round_trip: RoundTrip,
+    /// Until an input of the map has passed it: the check that inputs
+    /// decode back as the task's argument type.
+    round_trip: Option<RoundTrip>,
     inputs: I,
     exhausted: bool,
     options: TaskOptions,
@@ -887,7 +904,10 @@ where
             self.next_tag += 1;
             let input = match prepare_input(self.entry, &args, self.round_trip, Some(&self.options))
             {
-                Ok(input) => input,
+                Ok(input) => {
+                    self.round_trip = None;
+                    input
+                }
                 Err(refusal) => {
                     // Answered here, at its position; nothing is sent.
                     self.progress.record(false);
