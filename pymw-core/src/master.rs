@@ -1018,6 +1018,23 @@ fn task_of(key: AttemptKey) -> TaskId {
     TaskId(key >> ATTEMPT_BITS)
 }
 
+#[cfg(test)]
+mod attempt_key_tests {
+    use super::*;
+
+    /// Every attempt a task may make has its own key, up to the bound, and
+    /// the key gives the task back.
+    #[test]
+    fn attempts_up_to_the_bound_never_collide() {
+        let id = TaskId(12_345);
+        let keys: std::collections::HashSet<AttemptKey> =
+            (0..=MAX_RETRIES).map(|a| attempt_key(id, a)).collect();
+        assert_eq!(keys.len(), MAX_RETRIES as usize + 1);
+        assert!(keys.iter().all(|&k| task_of(k) == id));
+        assert!(!keys.contains(&attempt_key(TaskId(12_346), 0)));
+    }
+}
+
 struct TaskState {
     entry: &'static TaskEntry,
     input: Arc<[u8]>,
