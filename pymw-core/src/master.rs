@@ -456,7 +456,7 @@ fn check_config(config: &MasterConfig) -> Result<(), Error> {
         return Err(Error::InvalidEnv {
             variable: crate::wire::MAX_MESSAGE_BYTES_VAR,
             value,
-            reason: format!("{reason}; unset it for the default (1G), or write e.g. 64M or 2G"),
+            reason: format!("{reason}; or unset it for the default, 1G"),
         });
     }
     if config.max_retries > MAX_RETRIES {

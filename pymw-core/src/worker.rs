@@ -537,6 +537,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_value_over_the_limit_is_a_task_failure() {
+        assert_eq!(value_fits("t", &[0; 100], 4096), Ok(()));
+        match value_fits("t", &[0; 5000], 4096) {
+            Err(Failure::TaskError { message }) => {
+                assert!(
+                    message.contains("5000 bytes, over the limit of 4096"),
+                    "{message}"
+                )
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
     fn worker_args_parse_and_complain() {
         let args: Vec<String> = ["--task", "t", "--input", "i", "--output", "o"]
             .iter()
