@@ -373,6 +373,16 @@ fn read_config_anyhow(path: String) -> anyhow::Result<String> {
     std::fs::read_to_string(&path).context("cannot read the configuration")
 }
 
+#[pymw::task]
+fn read_config_boxed(path: String) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+    Ok(std::fs::read_to_string(path).map_err(ConfigError::from)?)
+}
+
+#[pymw::task]
+fn plain_string_error(x: u32) -> Result<u32, String> {
+    Err(format!("{x} is odd"))
+}
+
 fn failure_message<A: Serialize, R: serde::de::DeserializeOwned>(
     task: pymw::Task<A, R>,
     args: &A,
@@ -403,6 +413,13 @@ fn task_errors_keep_their_sources() {
         message.starts_with("cannot read the configuration: No such file"),
         "{message}"
     );
+    // A boxed error shows its chain too; a plain message stays as it is.
+    let message = failure_message(read_config_boxed::task(), &missing);
+    assert!(
+        message.starts_with("cannot read the configuration: No such file or directory"),
+        "{message}"
+    );
+    assert_eq!(failure_message(plain_string_error::task(), &3), "3 is odd");
 }
 
 /// The API-level decision for zero workers: `LocalConfig::workers(0)` is a

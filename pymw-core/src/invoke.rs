@@ -39,6 +39,8 @@ impl<T: Serialize, E: Display> TaskResult for Result<T, E> {
 ///   turn, joined by `": "` (`read config: No such file or directory (os
 ///   error 2)`); a source whose text the message already holds is not
 ///   repeated (for `#[error("...: {0}")]` styles).
+/// * `e` is a `Box<dyn Error>` (also `+ Send`, `+ Send + Sync`): the same
+///   chain, of the boxed error.
 /// * otherwise `e` is only `Display` (`anyhow::Error`, `String`, `&str`):
 ///   `{e:#}`, which is anyhow's whole chain and plain `{e}` for the others.
 pub mod error_kind {
@@ -62,14 +64,61 @@ pub mod error_kind {
     }
     impl<E: Error + ?Sized> ErrorKind for E {}
 
-    /// Chosen otherwise, for `E: Display` (the method takes `&&E`).
+    /// Chosen otherwise (the method takes `&&E`); [`Alternate::message`]
+    /// then asks for `E: Display`. Unbounded here, so that an error type
+    /// that is not `Display` is reported once, as that, not also as a
+    /// missing method.
     pub trait DisplayKind {
         /// The tag that formats this error.
         fn pymw_error_kind(&self) -> Alternate {
             Alternate
         }
     }
-    impl<E: Display + ?Sized> DisplayKind for &E {}
+    impl<E: ?Sized> DisplayKind for &E {}
+
+    /// The tag of boxed errors (`Box<dyn Error>`, `+ Send`, `+ Send +
+    /// Sync`), which are not `Error` themselves but hold one.
+    #[derive(Debug, Clone, Copy)]
+    pub struct BoxedChain;
+
+    /// Chosen first too, for boxed errors (the method takes `&Box<..>`).
+    pub trait BoxedKind {
+        /// The tag that formats this error.
+        fn pymw_error_kind(&self) -> BoxedChain {
+            BoxedChain
+        }
+    }
+    impl BoxedKind for Box<dyn Error> {}
+    impl BoxedKind for Box<dyn Error + Send> {}
+    impl BoxedKind for Box<dyn Error + Send + Sync> {}
+
+    /// The error inside a box.
+    pub trait AsDynError {
+        /// The boxed error.
+        fn as_dyn_error(&self) -> &(dyn Error + 'static);
+    }
+    impl AsDynError for Box<dyn Error> {
+        fn as_dyn_error(&self) -> &(dyn Error + 'static) {
+            &**self
+        }
+    }
+    impl AsDynError for Box<dyn Error + Send> {
+        fn as_dyn_error(&self) -> &(dyn Error + 'static) {
+            &**self
+        }
+    }
+    impl AsDynError for Box<dyn Error + Send + Sync> {
+        fn as_dyn_error(&self) -> &(dyn Error + 'static) {
+            &**self
+        }
+    }
+
+    impl BoxedChain {
+        /// `e: source: source...` of the boxed error.
+        pub fn message(self, e: &impl AsDynError) -> String {
+            chain_message(e.as_dyn_error())
+        }
+    }
 
     impl Chain {
         /// `e: source: source...`.
