@@ -13,8 +13,11 @@ if [ "$(id -u)" -ne 0 ]; then
     sudo="sudo"
 fi
 export DEBIAN_FRONTEND=noninteractive
+# Wait up to 10 minutes for another apt or dpkg (unattended upgrades, a
+# parallel job) to let go of its locks, instead of failing at once.
+lock_wait=(-o DPkg::Lock::Timeout=600)
 if ! apt-cache show chromium >/dev/null 2>&1; then
-    $sudo apt-get update -q
+    $sudo apt-get "${lock_wait[@]}" update -q
 fi
-$sudo apt-get install -y -q --no-install-recommends chromium fonts-dejavu-core
+$sudo apt-get "${lock_wait[@]}" install -y -q --no-install-recommends chromium fonts-dejavu-core
 chromium --version

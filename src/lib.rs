@@ -74,9 +74,9 @@ pub use pymw_macros::main;
 
 #[doc(inline)]
 pub use pymw_core::{
-    Backend, BackendError, Bytes, Error, Failure, JournalHandle, Map, Master, MasterConfig,
-    Resources, StatusCounts, Task, TaskError, TaskHandle, TaskId, TaskOptions, TaskSet,
-    WorkerStats, blocking,
+    Backend, BackendError, Bytes, Error, Failure, JournalHandle, MAX_RETRIES, Map, Master,
+    MasterConfig, Resources, StatusCounts, Task, TaskError, TaskHandle, TaskId, TaskOptions,
+    TaskSet, WorkerStats, blocking,
 };
 
 /// Takes a worker role if the process was invoked as one (`BIN __pymw ...`),

@@ -151,34 +151,63 @@ struct Engine {
 }
 
 impl RemoteEngine {
+    /// Starts the engine's thread, which checks the URL and the
+    /// authenticator (a ping) before this returns.
+    ///
+    /// Nothing here blocks on a runtime in the caller's thread: the engine's
+    /// runtime lives only on its own thread, and the caller waits for the
+    /// ping's answer on a plain channel. So the backend starts alike from
+    /// plain code and from async code (the async master inside
+    /// `#[tokio::main]`), where a `block_on` would panic.
     pub(crate) fn start(settings: RemoteSettings, events: EventSink) -> Result<Self, String> {
         let client =
             RemoteClient::new(&settings.url, &settings.authenticator).map_err(|e| e.to_string())?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| format!("cannot start a tokio runtime: {e}"))?;
-        // Check the URL and the authenticator before accepting work.
-        runtime
-            .block_on(client.ping())
-            .map_err(|e| format!("{} did not accept the authenticator: {e}", settings.url))?;
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel::<Result<(), String>>(1);
         let run = spool::new_run_id_for(settings.run_name.as_deref());
-        let mut engine = Engine {
-            client,
-            settings,
-            events,
-            run,
-            batches_sent: 0,
-            jobs: HashMap::new(),
-            batches: BTreeMap::new(),
-            followed: HashMap::new(),
-            earlier_batches: HashMap::new(),
-        };
         let thread = std::thread::Builder::new()
             .name("pymw-boinc-remote".into())
-            .spawn(move || runtime.block_on(engine.run(rx)))
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(format!("cannot start a tokio runtime: {e}")));
+                        return;
+                    }
+                };
+                // Check the URL and the authenticator before accepting work.
+                if let Err(e) = runtime.block_on(client.ping()) {
+                    let _ = ready_tx.send(Err(format!(
+                        "{} did not accept the authenticator: {e}",
+                        settings.url
+                    )));
+                    return;
+                }
+                let _ = ready_tx.send(Ok(()));
+                let mut engine = Engine {
+                    client,
+                    settings,
+                    events,
+                    run,
+                    batches_sent: 0,
+                    jobs: HashMap::new(),
+                    batches: BTreeMap::new(),
+                    followed: HashMap::new(),
+                    earlier_batches: HashMap::new(),
+                };
+                runtime.block_on(engine.run(rx));
+            })
             .map_err(|e| format!("cannot start a thread: {e}"))?;
+        let ready = ready_rx
+            .recv()
+            .unwrap_or_else(|_| Err("the remote-submission thread stopped at start".to_owned()));
+        if let Err(e) = ready {
+            let _ = thread.join();
+            return Err(e);
+        }
         Ok(RemoteEngine {
             tx: Some(tx),
             thread: Some(thread),

@@ -921,3 +921,34 @@ fn recorded_names(names: &[String]) -> Vec<(String, String)> {
         .map(|(i, n)| (format!("rsA_012602_j{i}"), n.clone()))
         .collect()
 }
+
+/// Remote mode started from async code (the async master inside
+/// `#[tokio::main]`): the backend's start checks the authenticator without
+/// blocking on a runtime in the caller's thread, which would panic there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn remote_mode_starts_inside_a_runtime() {
+    let server = Server::start(Arc::new(|req: &Request| {
+        let xml = req.xml();
+        match &xml[1..xml.find('>').unwrap()] {
+            "ping" => recorded_reply("01-ping", &[]),
+            "abort_jobs" => recorded_reply("41-abort_jobs", &[]),
+            other => panic!("unexpected {other}"),
+        }
+    }));
+    let (sink, _rx) = EventSink::channel();
+    let mut backend = BoincBackend::new(BoincConfig::remote(server.url(), AUTH, "probebatch"));
+    backend.start(sink).unwrap();
+    backend.shutdown();
+
+    // A refused authenticator is still an error of `start`, not a panic.
+    let refusing = Server::start(Arc::new(|_: &Request| {
+        recorded_reply("51-error-wrong-authenticator", &[])
+    }));
+    let (sink, _rx) = EventSink::channel();
+    let mut backend = BoincBackend::new(BoincConfig::remote(refusing.url(), AUTH, "probebatch"));
+    let error = backend.start(sink).unwrap_err().to_string();
+    assert!(
+        error.contains("did not accept the authenticator"),
+        "{error}"
+    );
+}

@@ -128,15 +128,27 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            // A closed pipe (`pymw runs | head`) is not an error.
-            if error
-                .downcast_ref::<std::io::Error>()
-                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
-            {
+            // A closed pipe (`pymw status --json | head`) is not an error.
+            if is_broken_pipe(&error) {
                 return ExitCode::SUCCESS;
             }
             eprintln!("pymw: {error:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Whether the error is stdout's reader having gone, wherever it sits in
+/// the chain: an `io::Error`, or one inside serde_json's error (`--json`).
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        let kind = if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            Some(io.kind())
+        } else {
+            cause
+                .downcast_ref::<serde_json::Error>()
+                .and_then(serde_json::Error::io_error_kind)
+        };
+        kind == Some(std::io::ErrorKind::BrokenPipe)
+    })
 }

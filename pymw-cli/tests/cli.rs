@@ -483,3 +483,31 @@ fn status_counts_results_of_an_earlier_build() {
     assert_eq!(json["stale_results"][0]["task"], "demo::f");
     assert_eq!(json["stale_results"][0]["results"], 3);
 }
+
+/// `pymw ... | head`: a reader that has gone (here, before pymw writes at
+/// all) ends the command quietly and with success, text or JSON.
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    for args in [
+        &["status", "grid"][..],
+        &["--json", "status", "grid"],
+        &["--json", "runs"],
+        &["runs"],
+        &["--json", "errors", "grid"],
+        &["errors", "grid"],
+        &["--json", "show", "grid", "0"],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let output = Command::new(env!("CARGO_BIN_EXE_pymw"))
+            .arg("--root")
+            .arg(runs())
+            .args(args)
+            .stdout(writer)
+            .output()
+            .expect("run pymw");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "pymw {args:?}: {stderr}");
+        assert!(stderr.is_empty(), "pymw {args:?} said: {stderr}");
+    }
+}

@@ -23,9 +23,15 @@ impl Master {
     }
 
     /// Starts a master on `backend` with `config`.
+    ///
+    /// Refused with [`Error::InsideRuntime`] inside a tokio runtime (in
+    /// async code, use the async [`master::Master`]).
     pub fn start_with(backend: Box<dyn Backend>, config: MasterConfig) -> Result<Master, Error> {
         if !crate::worker::is_initialized() {
             return Err(Error::NotInitialized);
+        }
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Err(Error::InsideRuntime);
         }
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -56,7 +62,7 @@ impl Master {
     }
 
     /// Submits one task.
-    pub fn submit<A: Serialize, R: DeserializeOwned>(
+    pub fn submit<A: Serialize + DeserializeOwned, R: DeserializeOwned>(
         &self,
         task: Task<A, R>,
         args: A,
@@ -65,7 +71,7 @@ impl Master {
     }
 
     /// Submits one task with its own options.
-    pub fn submit_with<A: Serialize, R: DeserializeOwned>(
+    pub fn submit_with<A: Serialize + DeserializeOwned, R: DeserializeOwned>(
         &self,
         task: Task<A, R>,
         args: A,
@@ -81,7 +87,7 @@ impl Master {
     /// [`master::Master::map`].
     pub fn map<A, R, I>(&self, task: Task<A, R>, inputs: I) -> Map<A, R, I::IntoIter>
     where
-        A: Serialize,
+        A: Serialize + DeserializeOwned,
         R: DeserializeOwned,
         I: IntoIterator<Item = A>,
     {
@@ -138,12 +144,12 @@ pub struct TaskSet<R> {
 
 impl<R: DeserializeOwned> TaskSet<R> {
     /// Submits a task into the set.
-    pub fn submit<A: Serialize>(&mut self, task: Task<A, R>, args: A) -> TaskId {
+    pub fn submit<A: Serialize + DeserializeOwned>(&mut self, task: Task<A, R>, args: A) -> TaskId {
         self.inner.submit(task, args)
     }
 
     /// Submits a task into the set with its own options.
-    pub fn submit_with<A: Serialize>(
+    pub fn submit_with<A: Serialize + DeserializeOwned>(
         &mut self,
         task: Task<A, R>,
         args: A,

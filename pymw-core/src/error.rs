@@ -30,6 +30,37 @@ pub enum Error {
     /// Creating the runtime of the blocking master failed.
     #[error("could not start the tokio runtime: {0}")]
     Runtime(String),
+    /// The blocking master was started inside a tokio runtime, where its
+    /// blocking calls would stall the runtime and panic.
+    #[error(
+        "pymw::blocking::Master cannot run inside a tokio runtime (waiting would block the \
+         runtime's thread, and dropping it would panic): in async code use pymw::Master and \
+         `.await` its handles, or start the blocking master on a thread of its own \
+         (std::thread::spawn), outside the runtime"
+    )]
+    InsideRuntime,
+    /// An environment variable pymw reads has a value it cannot use.
+    #[error("{variable}={value:?} cannot be used: {reason}")]
+    InvalidEnv {
+        /// The variable.
+        variable: &'static str,
+        /// Its value.
+        value: String,
+        /// Why, and what to write instead.
+        reason: String,
+    },
+    /// A setting of the master (or of its command line) cannot be used.
+    #[error("{0}")]
+    InvalidConfig(String),
+    /// The backend asked for is not compiled into this binary.
+    #[error(
+        "this binary was built without the `{backend}` backend: enable the `{backend}` feature \
+         of pymw (in Cargo.toml: pymw = {{ version = \"...\", features = [\"{backend}\"] }})"
+    )]
+    BackendNotBuilt {
+        /// The backend's name (and the feature's).
+        backend: &'static str,
+    },
 }
 
 /// Why a task has no value.
@@ -90,6 +121,34 @@ pub enum TaskError {
     },
     /// The master shut down before the task finished.
     MasterGone,
+    /// The task's argument cannot be sent to a worker: its `Serialize`
+    /// failed, or postcard cannot carry its type. Refused at submit; nothing
+    /// was sent.
+    InvalidArgument {
+        /// The task's name.
+        task: &'static str,
+        /// What stands in the way (the serde feature, or the message the
+        /// argument's `Serialize` gave) and what to use instead.
+        message: String,
+    },
+    /// The task's encoded argument is larger than the message size limit
+    /// (`PYMW_MAX_MESSAGE_BYTES`). Refused at submit; nothing was sent.
+    InputTooLarge {
+        /// The task's name.
+        task: &'static str,
+        /// Bytes the input would take on the wire.
+        size: u64,
+        /// The limit in force.
+        limit: u64,
+    },
+    /// The task's options cannot be used (a zero timeout, too many
+    /// retries). Refused at submit; nothing was sent.
+    InvalidOptions {
+        /// The task's name.
+        task: &'static str,
+        /// What is wrong and what to write instead.
+        message: String,
+    },
 }
 
 impl TaskError {
@@ -164,6 +223,18 @@ impl fmt::Display for TaskError {
                 )
             }
             TaskError::MasterGone => write!(f, "the master shut down before the task finished"),
+            TaskError::InvalidArgument { task, message } => {
+                write!(f, "task `{task}` refused at submit: {message}")
+            }
+            TaskError::InputTooLarge { task, size, limit } => write!(
+                f,
+                "task `{task}` refused at submit: its input is {size} bytes, over the limit of \
+                 {limit} bytes: pass less (e.g. a path the workers can read), or raise \
+                 PYMW_MAX_MESSAGE_BYTES (e.g. 2G) for the master and its workers"
+            ),
+            TaskError::InvalidOptions { task, message } => {
+                write!(f, "task `{task}` refused at submit: {message}")
+            }
         }
     }
 }

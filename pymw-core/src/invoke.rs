@@ -10,7 +10,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Once;
 
 /// What a task function may return: a value, or `Result<T, E>` whose `Err`
-/// is a task failure carrying `E`'s message. `#[pymw::task]` picks the
+/// is a task failure carrying `E`'s message (with its `source()` chain: the
+/// generated code turns `Err(e)` into its message with [`error_kind`]). `#[pymw::task]` picks the
 /// `Result` form when the return type is spelled `Result<..>` (any path
 /// ending in `Result`, such as `anyhow::Result<T>` or `io::Result<T>`).
 pub trait TaskResult {
@@ -26,6 +27,126 @@ impl<T: Serialize, E: Display> TaskResult for Result<T, E> {
         // `{:#}` shows the whole chain for anyhow-style errors; for other
         // errors it is the same as `{}`.
         self.map_err(|e| format!("{e:#}"))
+    }
+}
+
+/// The message of a task's `Err(e)`, chosen by the concrete type of `e` at
+/// the call site that `#[pymw::task]` generates (autoref specialization: the
+/// generated code calls `(&e).pymw_error_kind().message(&e)` with both
+/// traits in scope, and method lookup takes the first that applies):
+///
+/// * `e` implements [`std::error::Error`]: `e`, then each `source()` in
+///   turn, joined by `": "` (`read config: No such file or directory (os
+///   error 2)`); a source whose text the message already holds is not
+///   repeated (for `#[error("...: {0}")]` styles).
+/// * `e` is a `Box<dyn Error>` (also `+ Send`, `+ Send + Sync`): the same
+///   chain, of the boxed error.
+/// * otherwise `e` is only `Display` (`anyhow::Error`, `String`, `&str`):
+///   `{e:#}`, which is anyhow's whole chain and plain `{e}` for the others.
+pub mod error_kind {
+    use std::error::Error;
+    use std::fmt::Display;
+
+    /// The tag of errors that implement [`std::error::Error`].
+    #[derive(Debug, Clone, Copy)]
+    pub struct Chain;
+
+    /// The tag of errors that are only `Display`.
+    #[derive(Debug, Clone, Copy)]
+    pub struct Alternate;
+
+    /// Chosen first, for `E: Error` (the method takes `&E`).
+    pub trait ErrorKind {
+        /// The tag that formats this error.
+        fn pymw_error_kind(&self) -> Chain {
+            Chain
+        }
+    }
+    impl<E: Error + ?Sized> ErrorKind for E {}
+
+    /// Chosen otherwise (the method takes `&&E`); [`Alternate::message`]
+    /// then asks for `E: Display`. Unbounded here, so that an error type
+    /// that is not `Display` is reported once, as that, not also as a
+    /// missing method.
+    pub trait DisplayKind {
+        /// The tag that formats this error.
+        fn pymw_error_kind(&self) -> Alternate {
+            Alternate
+        }
+    }
+    impl<E: ?Sized> DisplayKind for &E {}
+
+    /// The tag of boxed errors (`Box<dyn Error>`, `+ Send`, `+ Send +
+    /// Sync`), which are not `Error` themselves but hold one.
+    #[derive(Debug, Clone, Copy)]
+    pub struct BoxedChain;
+
+    /// Chosen first too, for boxed errors (the method takes `&Box<..>`).
+    pub trait BoxedKind {
+        /// The tag that formats this error.
+        fn pymw_error_kind(&self) -> BoxedChain {
+            BoxedChain
+        }
+    }
+    impl BoxedKind for Box<dyn Error> {}
+    impl BoxedKind for Box<dyn Error + Send> {}
+    impl BoxedKind for Box<dyn Error + Send + Sync> {}
+
+    /// The error inside a box.
+    pub trait AsDynError {
+        /// The boxed error.
+        fn as_dyn_error(&self) -> &(dyn Error + 'static);
+    }
+    impl AsDynError for Box<dyn Error> {
+        fn as_dyn_error(&self) -> &(dyn Error + 'static) {
+            &**self
+        }
+    }
+    impl AsDynError for Box<dyn Error + Send> {
+        fn as_dyn_error(&self) -> &(dyn Error + 'static) {
+            &**self
+        }
+    }
+    impl AsDynError for Box<dyn Error + Send + Sync> {
+        fn as_dyn_error(&self) -> &(dyn Error + 'static) {
+            &**self
+        }
+    }
+
+    impl BoxedChain {
+        /// `e: source: source...` of the boxed error.
+        pub fn message(self, e: &impl AsDynError) -> String {
+            chain_message(e.as_dyn_error())
+        }
+    }
+
+    impl Chain {
+        /// `e: source: source...`.
+        pub fn message<E: Error + ?Sized>(self, e: &E) -> String {
+            chain_message(e)
+        }
+    }
+
+    impl Alternate {
+        /// `{e:#}`.
+        pub fn message<E: Display + ?Sized>(self, e: &E) -> String {
+            format!("{e:#}")
+        }
+    }
+
+    /// `e`, then each of its sources not already in the message, joined by `": "`.
+    pub fn chain_message(e: &(impl Error + ?Sized)) -> String {
+        let mut message = e.to_string();
+        let mut source = e.source();
+        while let Some(cause) = source {
+            let text = cause.to_string();
+            if !text.is_empty() && !message.contains(&text) {
+                message.push_str(": ");
+                message.push_str(&text);
+            }
+            source = cause.source();
+        }
+        message
     }
 }
 

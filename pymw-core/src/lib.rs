@@ -23,8 +23,8 @@ pub use backend::{Backend, BackendError, Resources};
 pub use bytes::Bytes;
 pub use error::{Error, TaskError};
 pub use master::{
-    JournalHandle, Map, Master, MasterConfig, StatusCounts, TaskHandle, TaskId, TaskOptions,
-    TaskSet,
+    JournalHandle, MAX_RETRIES, Map, Master, MasterConfig, StatusCounts, TaskHandle, TaskId,
+    TaskOptions, TaskSet,
 };
 pub use registry::Task;
 pub use units::parse_duration;
@@ -35,7 +35,7 @@ pub use worker::init;
 /// change in any release.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::invoke::{Plain, TaskResult, invoke, validate};
+    pub use crate::invoke::{Plain, TaskResult, error_kind, invoke, validate};
     pub use crate::registry::{Fingerprint, FingerprintCell, Registration, Task, TaskEntry};
     pub use inventory;
     pub use serde;

@@ -34,9 +34,12 @@ pub struct TaskId(pub u64);
 pub struct TaskOptions {
     /// Stop the task and fail it with [`TaskError::TimedOut`] when it has
     /// run this long (counted from when it starts running, not from submit).
+    /// Zero is refused at submit ([`TaskError::InvalidOptions`]): leave it
+    /// unset for no timeout.
     pub timeout: Option<Duration>,
     /// How many times a lost attempt (crashed worker, held job) is retried;
-    /// at most 255, whatever is asked.
+    /// at most [`MAX_RETRIES`] (a task given more is refused at submit with
+    /// [`TaskError::InvalidOptions`]).
     pub max_retries: Option<u32>,
     /// What the task asks of the engine; `None` for the engine's defaults.
     /// Shared, so a map of a million tasks holds one copy.
@@ -61,13 +64,18 @@ impl TaskOptions {
     }
 }
 
+/// The most retries a task may have: attempts are numbered in 8 bits of
+/// its attempt keys, so a task makes at most 256 attempts.
+pub const MAX_RETRIES: u32 = 255;
+
 /// Defaults of a master.
 #[derive(Debug, Clone)]
 pub struct MasterConfig {
     /// Retries of lost attempts, unless a task says otherwise. Default 3;
-    /// at most 255, whatever is asked.
+    /// at most [`MAX_RETRIES`] ([`Master::start_with`] refuses more).
     pub max_retries: u32,
-    /// Timeout of every task, unless a task says otherwise. Default none.
+    /// Timeout of every task, unless a task says otherwise. Default none;
+    /// zero is refused at start.
     pub timeout: Option<Duration>,
     /// Progress output of `map`: a bar when stderr is a terminal, periodic
     /// lines when not. Default on, unless `PYMW_PROGRESS=0`.
@@ -202,6 +210,7 @@ impl Master {
         if !crate::worker::is_initialized() {
             return Err(Error::NotInitialized);
         }
+        check_config(&config)?;
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
         let journal = config.journal.as_ref().map(|handle| handle.0.clone());
         let recorded = match &journal {
@@ -340,7 +349,13 @@ impl Master {
     }
 
     /// Submits one task; the handle resolves to its value.
-    pub fn submit<A: Serialize, R: DeserializeOwned>(
+    ///
+    /// An argument that cannot be sent (its `Serialize` fails, postcard
+    /// cannot carry its type, or it is over `PYMW_MAX_MESSAGE_BYTES`) or
+    /// options that cannot be used are not sent to a worker: the handle
+    /// resolves at once to [`TaskError::InvalidArgument`],
+    /// [`TaskError::InputTooLarge`] or [`TaskError::InvalidOptions`].
+    pub fn submit<A: Serialize + DeserializeOwned, R: DeserializeOwned>(
         &self,
         task: Task<A, R>,
         args: A,
@@ -349,7 +364,7 @@ impl Master {
     }
 
     /// Submits one task with its own options.
-    pub fn submit_with<A: Serialize, R: DeserializeOwned>(
+    pub fn submit_with<A: Serialize + DeserializeOwned, R: DeserializeOwned>(
         &self,
         task: Task<A, R>,
         args: A,
@@ -357,14 +372,20 @@ impl Master {
     ) -> TaskHandle<R> {
         let (tx, rx) = oneshot::channel();
         let id = TaskId(self.new_ids(1));
-        self.send(vec![NewTask {
-            id,
-            entry: task.entry(),
-            input: encode_args(&args),
-            options: Some(Arc::new(options)),
-            sink: Sink::One(tx),
-            position: 0,
-        }]);
+        match prepare_checked(task.entry(), &args, Some(&options)) {
+            Ok(input) => self.send(vec![NewTask {
+                id,
+                entry: task.entry(),
+                input,
+                options: Some(Arc::new(options)),
+                sink: Sink::One(tx),
+                position: 0,
+            }]),
+            // Refused: the handle resolves to the error at once.
+            Err(refusal) => {
+                let _ = tx.send(Err(refusal));
+            }
+        }
         TaskHandle {
             id,
             task: task.name(),
@@ -386,9 +407,12 @@ impl Master {
     /// in flight, and inputs are pulled from the iterator only as room frees
     /// up, so memory stays bounded however long the iterator is. Results come
     /// in input order; see [`Map::unordered`].
+    ///
+    /// An input that cannot be sent (see [`Master::submit`]) is answered with
+    /// its refusal at its position; the others run.
     pub fn map<A, R, I>(&self, task: Task<A, R>, inputs: I) -> Map<A, R, I::IntoIter>
     where
-        A: Serialize,
+        A: Serialize + DeserializeOwned,
         R: DeserializeOwned,
         I: IntoIterator<Item = A>,
     {
@@ -398,6 +422,7 @@ impl Master {
         Map {
             master: self.clone(),
             entry: task.entry(),
+            round_trip: Some(round_trip::<A>),
             inputs,
             exhausted: false,
             options: TaskOptions::default(),
@@ -426,8 +451,112 @@ impl Master {
     }
 }
 
-fn encode_args<A: Serialize>(args: &A) -> Arc<[u8]> {
-    Arc::from(crate::wire::encode_payload(args))
+/// Refuses a master configuration that cannot work.
+fn check_config(config: &MasterConfig) -> Result<(), Error> {
+    if let Err((value, reason)) = crate::wire::checked_max_message_bytes() {
+        return Err(Error::InvalidEnv {
+            variable: crate::wire::MAX_MESSAGE_BYTES_VAR,
+            value,
+            reason: format!("{reason}; or unset it for the default, 1G"),
+        });
+    }
+    if config.max_retries > MAX_RETRIES {
+        return Err(Error::InvalidConfig(format!(
+            "max_retries = {} is over the most a task may have, {MAX_RETRIES}",
+            config.max_retries
+        )));
+    }
+    if config.timeout == Some(Duration::ZERO) {
+        return Err(Error::InvalidConfig(
+            "a task timeout of zero would stop every task at once: leave it unset for no timeout"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Why a task's own options cannot be used.
+fn check_options(options: &TaskOptions) -> Result<(), String> {
+    if options.timeout == Some(Duration::ZERO) {
+        return Err("a timeout of zero would stop the task at once: \
+                    leave `TaskOptions::timeout` unset for no timeout"
+            .into());
+    }
+    match options.max_retries {
+        Some(retries) if retries > MAX_RETRIES => Err(format!(
+            "max_retries({retries}) is over the most a task may have, {MAX_RETRIES}"
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Checks that an argument's encoding decodes back as the task's argument
+/// type, as a worker will decode it.
+type RoundTrip = fn(&[u8]) -> Result<(), String>;
+
+fn round_trip<A: Serialize + DeserializeOwned>(bytes: &[u8]) -> Result<(), String> {
+    crate::wire::check_round_trip::<A>(bytes)
+}
+
+/// The tasks whose first input decoded back in the master: each task's
+/// argument type is checked once per process, at its first submit (a map
+/// checks its own first input, without this lock on its path).
+fn checked_tasks() -> &'static std::sync::Mutex<std::collections::HashSet<&'static str>> {
+    static CHECKED: std::sync::OnceLock<std::sync::Mutex<std::collections::HashSet<&'static str>>> =
+        std::sync::OnceLock::new();
+    CHECKED.get_or_init(Default::default)
+}
+
+/// [`prepare_input`], checking that the input decodes back if no input of
+/// the task has been checked yet in this process.
+fn prepare_checked<A: Serialize + DeserializeOwned>(
+    entry: &'static TaskEntry,
+    args: &A,
+    options: Option<&TaskOptions>,
+) -> Result<Arc<[u8]>, TaskError> {
+    let task = entry.name;
+    let first = !checked_tasks()
+        .lock()
+        .is_ok_and(|checked| checked.contains(task));
+    let check: Option<RoundTrip> = first.then_some(round_trip::<A>);
+    let input = prepare_input(entry, args, check, options)?;
+    if first && let Ok(mut checked) = checked_tasks().lock() {
+        checked.insert(task);
+    }
+    Ok(input)
+}
+
+/// Encodes a task's argument for the wire, or refuses it: a `Serialize`
+/// that fails, a type postcard cannot carry (when `round_trip` is given:
+/// a task's first input), an input over the size limit, or options that
+/// cannot be used.
+fn prepare_input<A: Serialize>(
+    entry: &'static TaskEntry,
+    args: &A,
+    round_trip: Option<RoundTrip>,
+    options: Option<&TaskOptions>,
+) -> Result<Arc<[u8]>, TaskError> {
+    let task = entry.name;
+    if let Some(options) = options {
+        check_options(options).map_err(|message| TaskError::InvalidOptions { task, message })?;
+    }
+    let invalid = |why: String| TaskError::InvalidArgument {
+        task,
+        message: format!(
+            "its argument (`{}`) cannot be sent to a worker: {why}",
+            std::any::type_name::<A>()
+        ),
+    };
+    let bytes = crate::wire::try_encode_payload(args).map_err(invalid)?;
+    let limit = crate::wire::max_message_bytes();
+    let size = crate::wire::input_body_bound(task, bytes.len());
+    if size > limit {
+        return Err(TaskError::InputTooLarge { task, size, limit });
+    }
+    if let Some(round_trip) = round_trip {
+        round_trip(&bytes).map_err(invalid)?;
+    }
+    Ok(Arc::from(bytes))
 }
 
 fn decode_value<R: DeserializeOwned>(
@@ -439,8 +568,9 @@ fn decode_value<R: DeserializeOwned>(
         task,
         failure: Failure::Decode {
             message: format!(
-                "the worker's value does not decode as {}: {e}",
-                std::any::type_name::<R>()
+                "the worker's value does not decode as `{}`: {}",
+                std::any::type_name::<R>(),
+                crate::wire::value_decode_advice(&e)
             ),
         },
         host: stats.host,
@@ -528,13 +658,15 @@ impl<R: DeserializeOwned> TaskSet<R> {
         }
     }
 
-    /// Submits a task into the set.
-    pub fn submit<A: Serialize>(&mut self, task: Task<A, R>, args: A) -> TaskId {
+    /// Submits a task into the set. An argument or options that cannot be
+    /// sent come back from [`TaskSet::next_finished`] as the refusal (see
+    /// [`Master::submit`]).
+    pub fn submit<A: Serialize + DeserializeOwned>(&mut self, task: Task<A, R>, args: A) -> TaskId {
         self.push(task, args, None)
     }
 
     /// Submits a task into the set with its own options.
-    pub fn submit_with<A: Serialize>(
+    pub fn submit_with<A: Serialize + DeserializeOwned>(
         &mut self,
         task: Task<A, R>,
         args: A,
@@ -543,7 +675,7 @@ impl<R: DeserializeOwned> TaskSet<R> {
         self.push(task, args, Some(Arc::new(options)))
     }
 
-    fn push<A: Serialize>(
+    fn push<A: Serialize + DeserializeOwned>(
         &mut self,
         task: Task<A, R>,
         args: A,
@@ -551,10 +683,17 @@ impl<R: DeserializeOwned> TaskSet<R> {
     ) -> TaskId {
         let id = TaskId(self.master.new_ids(1));
         self.names.insert(id.0, task.name());
+        let input = match prepare_checked(task.entry(), &args, options.as_deref()) {
+            Ok(input) => input,
+            Err(refusal) => {
+                self.arrived.push_back((id.0, Err(refusal)));
+                return id;
+            }
+        };
         self.master.send(vec![NewTask {
             id,
             entry: task.entry(),
-            input: encode_args(&args),
+            input,
             options,
             sink: Sink::Stream {
                 stream: self.stream,
@@ -615,6 +754,9 @@ const MIN_MAP_WINDOW: u64 = 16;
 pub struct Map<A, R, I> {
     master: Master,
     entry: &'static TaskEntry,
+    /// Until an input of the map has passed it: the check that inputs
+    /// decode back as the task's argument type.
+    round_trip: Option<RoundTrip>,
     inputs: I,
     exhausted: bool,
     options: TaskOptions,
@@ -761,10 +903,26 @@ where
             };
             let tag = self.next_tag;
             self.next_tag += 1;
+            let input = match prepare_input(self.entry, &args, self.round_trip, Some(&self.options))
+            {
+                Ok(input) => {
+                    self.round_trip = None;
+                    input
+                }
+                Err(refusal) => {
+                    // Answered here, at its position; nothing is sent.
+                    self.progress.record(false);
+                    if self.ordered {
+                        self.reorder.push_back(Some(Err(refusal)));
+                    } else {
+                        self.ready.push_back((tag, Err(refusal)));
+                    }
+                    continue;
+                }
+            };
             if self.ordered {
                 self.reorder.push_back(None);
             }
-            let input = encode_args(&args);
             self.input_bytes += input.len() as u64;
             batch.push(NewTask {
                 id: TaskId(first_id + offset),
@@ -848,15 +1006,34 @@ impl std::hash::Hasher for IdHasher {
 /// task from any event and events about old attempts are recognised.
 const ATTEMPT_BITS: u32 = 8;
 
-/// Retries beyond this would reuse attempt keys.
-const MAX_RETRIES: u32 = (1 << ATTEMPT_BITS) - 1;
+// Every attempt number fits: a task makes at most MAX_RETRIES + 1 attempts,
+// numbered from 0.
+const _: () = assert!(MAX_RETRIES < 1 << ATTEMPT_BITS);
 
 fn attempt_key(id: TaskId, attempt: u32) -> AttemptKey {
-    (id.0 << ATTEMPT_BITS) | u64::from(attempt & 0xff)
+    debug_assert!(attempt <= MAX_RETRIES, "attempt {attempt} over the bound");
+    (id.0 << ATTEMPT_BITS) | u64::from(attempt.min(MAX_RETRIES))
 }
 
 fn task_of(key: AttemptKey) -> TaskId {
     TaskId(key >> ATTEMPT_BITS)
+}
+
+#[cfg(test)]
+mod attempt_key_tests {
+    use super::*;
+
+    /// Every attempt a task may make has its own key, up to the bound, and
+    /// the key gives the task back.
+    #[test]
+    fn attempts_up_to_the_bound_never_collide() {
+        let id = TaskId(12_345);
+        let keys: std::collections::HashSet<AttemptKey> =
+            (0..=MAX_RETRIES).map(|a| attempt_key(id, a)).collect();
+        assert_eq!(keys.len(), MAX_RETRIES as usize + 1);
+        assert!(keys.iter().all(|&k| task_of(k) == id));
+        assert!(!keys.contains(&attempt_key(TaskId(12_346), 0)));
+    }
 }
 
 struct TaskState {

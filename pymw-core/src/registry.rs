@@ -122,8 +122,28 @@ impl<A: Serialize, R: DeserializeOwned> Task<A, R> {
     /// An input envelope for running this task on `args` with
     /// `BIN __pymw worker --task NAME --input FILE ...`: for tests, tools,
     /// and re-running a task by hand.
+    ///
+    /// # Panics
+    ///
+    /// If `args` cannot be encoded, with the message of
+    /// [`Task::try_input_envelope`], which returns it instead.
     pub fn input_envelope(&self, args: &A) -> Vec<u8> {
-        let payload = crate::wire::encode_payload(args);
+        self.try_input_envelope(args)
+            .unwrap_or_else(|error| panic!("{error}"))
+    }
+
+    /// [`Task::input_envelope`], or [`crate::TaskError::InvalidArgument`]
+    /// when `args`' `Serialize` fails or postcard cannot write it.
+    pub fn try_input_envelope(&self, args: &A) -> Result<Vec<u8>, crate::TaskError> {
+        let payload = crate::wire::try_encode_payload(args).map_err(|why| {
+            crate::TaskError::InvalidArgument {
+                task: self.entry.name,
+                message: format!(
+                    "its argument (`{}`) cannot be encoded: {why}",
+                    std::any::type_name::<A>()
+                ),
+            }
+        })?;
         let mut bytes = Vec::new();
         crate::wire::encode_input(
             &crate::wire::InputBody {
@@ -133,7 +153,7 @@ impl<A: Serialize, R: DeserializeOwned> Task<A, R> {
             },
             &mut bytes,
         );
-        bytes
+        Ok(bytes)
     }
 }
 

@@ -34,21 +34,229 @@ pub const HEADER_LEN: usize = 8 + 2 + 8 + 4;
 /// Default upper bound of an envelope body: 1 GiB. Override with the
 /// `PYMW_MAX_MESSAGE_BYTES` environment variable.
 pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 1 << 30;
+/// The largest `PYMW_MAX_MESSAGE_BYTES` accepted: 4 GiB - 1, the largest
+/// frame the local backend's pipe can carry (its length is a `u32`).
+pub const MAX_MESSAGE_BYTES_CEILING: u64 = u32::MAX as u64;
+/// The environment variable that sets the message size limit.
+pub const MAX_MESSAGE_BYTES_VAR: &str = "PYMW_MAX_MESSAGE_BYTES";
 
-/// The largest envelope body (or pipe frame) this process accepts.
-pub fn max_message_bytes() -> u64 {
-    static LIMIT: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    *LIMIT.get_or_init(|| {
-        std::env::var("PYMW_MAX_MESSAGE_BYTES")
-            .ok()
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(DEFAULT_MAX_MESSAGE_BYTES)
+/// Parses a size in bytes: `4096`, or with a binary unit, `64K`, `1M`,
+/// `2G` (also spelled `KiB`, `MiB`, `GiB`; the letter in any case). Units
+/// are binary: `1M` is 1,048,576 bytes. `MB`/`GB` are refused, since they
+/// would mean powers of ten to some and of two to others.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let trimmed = text.trim();
+    let split = trimmed
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(split);
+    let number: u64 = number.parse().map_err(|_| {
+        format!("`{text}` is not a size: write a whole number of bytes, or e.g. 512K, 64M, 2G")
+    })?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kib" => 10,
+        "m" | "mib" => 20,
+        "g" | "gib" => 30,
+        "kb" | "mb" | "gb" => {
+            return Err(format!(
+                "`{text}`: write binary units, K, M or G (or KiB, MiB, GiB): 1M is 1048576 bytes"
+            ));
+        }
+        _ => {
+            return Err(format!(
+                "unknown unit `{}` in `{text}`: use K, M or G (binary: 1K = 1024 bytes)",
+                unit.trim()
+            ));
+        }
+    };
+    number
+        .checked_mul(1 << shift)
+        .ok_or_else(|| format!("`{text}` is too large"))
+}
+
+/// Parses a value of `PYMW_MAX_MESSAGE_BYTES`: a size as [`parse_size`]
+/// reads it, at least 1 KiB and at most [`MAX_MESSAGE_BYTES_CEILING`].
+pub fn parse_message_limit(text: &str) -> Result<u64, String> {
+    let bytes = parse_size(text)?;
+    if bytes < 1024 {
+        return Err(format!(
+            "{bytes} bytes is too small to carry a task's envelope: give at least 1K"
+        ));
+    }
+    if bytes > MAX_MESSAGE_BYTES_CEILING {
+        return Err(format!(
+            "{bytes} bytes is over the largest supported limit, {MAX_MESSAGE_BYTES_CEILING} bytes (4 GiB - 1): \
+             the local backend's pipe frames carry a 32-bit length"
+        ));
+    }
+    Ok(bytes)
+}
+
+/// `PYMW_MAX_MESSAGE_BYTES` as set in the environment: `Ok(None)` when
+/// unset, the error (with the value) when it does not parse.
+fn message_limit_from_env() -> &'static Result<u64, (String, String)> {
+    static LIMIT: std::sync::OnceLock<Result<u64, (String, String)>> = std::sync::OnceLock::new();
+    LIMIT.get_or_init(|| match std::env::var(MAX_MESSAGE_BYTES_VAR) {
+        Err(std::env::VarError::NotPresent) => Ok(DEFAULT_MAX_MESSAGE_BYTES),
+        Err(std::env::VarError::NotUnicode(value)) => Err((
+            value.to_string_lossy().into_owned(),
+            "it is not valid UTF-8".to_owned(),
+        )),
+        Ok(value) => parse_message_limit(&value).map_err(|reason| (value, reason)),
     })
 }
 
+/// The message size limit, or why `PYMW_MAX_MESSAGE_BYTES` is wrong (its
+/// value and the reason). The master calls this at start and refuses to
+/// start on an error.
+pub fn checked_max_message_bytes() -> Result<u64, (String, String)> {
+    message_limit_from_env().clone()
+}
+
+/// The largest envelope body (or pipe frame) this process accepts. A
+/// `PYMW_MAX_MESSAGE_BYTES` that does not parse stops a master at start
+/// ([`checked_max_message_bytes`]); a worker role given one says so on
+/// stderr once and keeps the default.
+pub fn max_message_bytes() -> u64 {
+    match message_limit_from_env() {
+        Ok(limit) => *limit,
+        Err((value, reason)) => {
+            static WARNED: std::sync::Once = std::sync::Once::new();
+            WARNED.call_once(|| {
+                eprintln!(
+                    "pymw: {MAX_MESSAGE_BYTES_VAR}={value:?} is not a size ({reason}); \
+                     using the default, {DEFAULT_MAX_MESSAGE_BYTES} bytes"
+                );
+            });
+            DEFAULT_MAX_MESSAGE_BYTES
+        }
+    }
+}
+
+/// An upper bound of the size of an input envelope's body (or request
+/// frame) carrying `payload_len` bytes of arguments for the task `name`.
+pub fn input_body_bound(name: &str, payload_len: usize) -> u64 {
+    // Three varints (name length, fingerprint, payload length) of at most
+    // ten bytes each, plus the request frame's head.
+    (name.len() + payload_len + 30 + frame::REQUEST_HEAD) as u64
+}
+
+/// An upper bound of the size of an output envelope's body (or reply frame)
+/// carrying `value_len` bytes of value for the task `name` from `host`.
+pub fn output_body_bound(name: &str, host: &str, value_len: usize) -> u64 {
+    // Varints (name, fingerprint, outcome tag, value length, three stats,
+    // host length, option tag), plus the reply frame's head.
+    (name.len() + host.len() + value_len + 100 + frame::REPLY_HEAD) as u64
+}
+
 /// Encodes a task's arguments or value as an envelope payload (postcard).
+///
+/// # Panics
+///
+/// If `value`'s `Serialize` fails (see [`try_encode_payload`]): use this
+/// only for types known to encode (plain data). The master uses
+/// [`try_encode_payload`].
 pub fn encode_payload<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
-    postcard::to_stdvec(value).expect("postcard into Vec is infallible")
+    match try_encode_payload(value) {
+        Ok(bytes) => bytes,
+        Err(message) => panic!("{message}"),
+    }
+}
+
+/// Encodes a value as an envelope payload (postcard), or says, in words a
+/// user can act on, why postcard cannot carry it: which serde feature it
+/// uses and what to use instead. A message that the value's own
+/// `Serialize` gave (`S::Error::custom`) is kept.
+pub fn try_encode_payload<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, String> {
+    postcard::to_stdvec(value).map_err(|e| encode_advice(&e, value))
+}
+
+fn encode_advice<T: Serialize + ?Sized>(error: &postcard::Error, value: &T) -> String {
+    use postcard::Error as E;
+    match error {
+        E::SerializeSeqLengthUnknown => {
+            "it holds a map or sequence whose length is not known before it is written \
+             (`#[serde(flatten)]`, or a `Serialize` impl that calls `serialize_seq(None)` or \
+             `serialize_map(None)`, such as one serializing an iterator), which postcard cannot \
+             write: nest the struct instead of flattening it, or collect into a `Vec` first"
+                .to_owned()
+        }
+        E::SerdeSerCustom => match custom_serialize_message(value) {
+            Some(message) => format!("its `Serialize` impl returned an error: {message}"),
+            None => "its `Serialize` impl returned an error (it gave no message)".to_owned(),
+        },
+        E::CollectStrError => {
+            "a `Display` impl that its `Serialize` writes with `collect_str` returned an error"
+                .to_owned()
+        }
+        E::WontImplement | E::NotYetImplemented => format!(
+            "it uses a serde feature postcard does not implement ({error}): \
+             use plain `#[derive(Serialize, Deserialize)]` structs, enums and collections"
+        ),
+        other => format!("postcard could not encode it: {other}"),
+    }
+}
+
+/// Postcard drops the message of a `Serialize` impl's custom error;
+/// serializing again with serde_json (which keeps it) recovers it. Errors
+/// that are serde_json's own (not the value's) are not taken for it.
+fn custom_serialize_message<T: Serialize + ?Sized>(value: &T) -> Option<String> {
+    let error = serde_json::to_writer(std::io::sink(), value).err()?;
+    if error.is_io() {
+        return None;
+    }
+    let message = error.to_string();
+    let json_own = ["key must be", "float key must be finite"];
+    (!json_own.iter().any(|own| message.starts_with(own))).then_some(message)
+}
+
+/// Checks that `bytes`, encoded from a `T`, decode back as a `T` using
+/// every byte, as a worker will decode them; on failure says, in words a
+/// user can act on, which serde feature stands in the way and what to use
+/// instead. The master runs it on a task's first input, so that types
+/// postcard cannot carry are refused at submit rather than failing on a
+/// worker.
+pub fn check_round_trip<T: serde::de::DeserializeOwned + Serialize>(
+    bytes: &[u8],
+) -> Result<(), String> {
+    let (value, rest) = postcard::take_from_bytes::<T>(bytes).map_err(|e| decode_advice(&e))?;
+    // Not the bytes (a HashMap's order may differ), their count: a field
+    // that `skip_serializing_if` left out shifts what follows.
+    let again = postcard::to_stdvec(&value).map(|v| v.len()).ok();
+    if !rest.is_empty() || again != Some(bytes.len()) {
+        return Err(decode_advice(&postcard::Error::DeserializeBadEncoding));
+    }
+    Ok(())
+}
+
+/// Why bytes a worker wrote do not decode as the task's value type, with
+/// the advice [`check_round_trip`] gives.
+pub fn value_decode_advice(error: &postcard::Error) -> String {
+    decode_advice(error)
+}
+
+fn decode_advice(error: &postcard::Error) -> String {
+    use postcard::Error as E;
+    match error {
+        E::WontImplement | E::NotYetImplemented => "it uses a serde feature that needs a \
+             self-describing format, which postcard (no type tags, no field names) is not: \
+             `#[serde(untagged)]`, an internally tagged enum (`#[serde(tag = \"...\")]`), \
+             `#[serde(flatten)]`, `#[serde(other)]`, or a self-describing value such as \
+             `serde_json::Value` (anything that calls `deserialize_any`, `deserialize_identifier` \
+             or `deserialize_ignored_any`). Use an externally tagged enum (serde's default), a \
+             nested struct instead of `flatten`, or carry such a value as a `String` (e.g. JSON text)"
+            .to_owned(),
+        E::SerdeDeCustom => "its `Deserialize` impl rejects the bytes its own `Serialize` writes \
+             (postcard keeps no message): make the two impls agree"
+            .to_owned(),
+        other => format!(
+            "it does not read back what its `Serialize` writes ({other}): most often \
+             `#[serde(skip_serializing_if = \"...\")]`, which in a format without field names \
+             shifts every field after the skipped one (remove it: a `None` costs one byte), \
+             or `Serialize` and `Deserialize` impls that disagree"
+        ),
+    }
 }
 
 /// Decodes a payload written by [`encode_payload`]; bounded by the bytes given.
@@ -641,6 +849,53 @@ mod tests {
                 host: "h".into(),
             },
         }
+    }
+
+    #[test]
+    fn sizes_take_binary_units() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("64K"), Ok(64 << 10));
+        assert_eq!(parse_size("1M"), Ok(1 << 20));
+        assert_eq!(parse_size("1MiB"), Ok(1 << 20));
+        assert_eq!(parse_size("2G"), Ok(2 << 30));
+        assert_eq!(parse_size(" 2gib "), Ok(2 << 30));
+        assert!(parse_size("1MB").unwrap_err().contains("binary units"));
+        assert!(parse_size("1T").unwrap_err().contains("unknown unit"));
+        assert!(parse_size("lots").unwrap_err().contains("not a size"));
+        assert!(parse_size("").unwrap_err().contains("not a size"));
+        assert_eq!(parse_message_limit("2G"), Ok(2 << 30));
+        assert!(parse_message_limit("4G").unwrap_err().contains("4 GiB - 1"));
+        assert!(parse_message_limit("10").unwrap_err().contains("too small"));
+    }
+
+    #[test]
+    fn encode_failures_say_why() {
+        struct Fails;
+        impl Serialize for Fails {
+            fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+                Err(serde::ser::Error::custom("no serializing on Sundays"))
+            }
+        }
+        let message = try_encode_payload(&Fails).unwrap_err();
+        assert!(message.contains("no serializing on Sundays"), "{message}");
+        assert_eq!(try_encode_payload(&7u8), Ok(vec![7]));
+        // A map with non-string keys is not taken for a custom error.
+        let pairs: std::collections::BTreeMap<(u8, u8), Fails> = [((1, 2), Fails)].into();
+        let message = try_encode_payload(&pairs).unwrap_err();
+        assert!(message.contains("returned an error"), "{message}");
+    }
+
+    #[test]
+    fn round_trip_check_accepts_plain_data() {
+        let map: std::collections::HashMap<u32, String> =
+            (0..50).map(|i| (i, i.to_string())).collect();
+        let bytes = encode_payload(&map);
+        assert_eq!(
+            check_round_trip::<std::collections::HashMap<u32, String>>(&bytes),
+            Ok(())
+        );
+        let message = check_round_trip::<(u32, u32)>(&[1]).unwrap_err();
+        assert!(message.contains("does not read back"), "{message}");
     }
 
     #[test]

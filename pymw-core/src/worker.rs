@@ -320,7 +320,8 @@ pub fn run_worker(args: &WorkerArgs) -> WorkerExit {
         return fail(WorkerExit::VersionSkew, failure, stats_since(started));
     }
     let mut value = Vec::new();
-    let result = (entry.invoke)(input.payload, &mut value);
+    let result = (entry.invoke)(input.payload, &mut value)
+        .and_then(|()| value_fits(entry.name, &value, wire::max_message_bytes()));
     let stats = stats_since(started);
     let (exit, outcome) = match result {
         Ok(()) => (WorkerExit::Ok, Outcome::Ok(&value)),
@@ -416,6 +417,25 @@ const FLUSH_EVERY_NS: u128 = 2_000_000;
 /// Replies are flushed when this many bytes are waiting.
 const FLUSH_BYTES: usize = 256 * 1024;
 
+/// A value over the message size limit is a failure of the task, decided
+/// on the worker: the master would refuse the reply, and running the task
+/// again would give the same value.
+fn value_fits(task: &str, value: &[u8], limit: u64) -> Result<(), Failure> {
+    // 256: room for any host name, without asking for it per task.
+    let size = wire::output_body_bound(task, "", value.len()) + 256;
+    if size <= limit {
+        return Ok(());
+    }
+    Err(Failure::TaskError {
+        message: format!(
+            "the task's value is {} bytes, over the limit of {limit} bytes \
+             (PYMW_MAX_MESSAGE_BYTES): return less (e.g. write it to a file the master can \
+             read), or raise PYMW_MAX_MESSAGE_BYTES (e.g. 2G) for the master and its workers",
+            value.len()
+        ),
+    })
+}
+
 /// The `serve` role: a handshake on stdout, then request frames from stdin
 /// answered in order by reply frames on stdout, until stdin closes.
 ///
@@ -454,7 +474,8 @@ pub fn serve() -> std::io::Result<()> {
             let t0 = Instant::now();
             value.clear();
             let result = match tasks.get(request.task_index as usize) {
-                Some(entry) => (entry.invoke)(request.payload, &mut value),
+                Some(entry) => (entry.invoke)(request.payload, &mut value)
+                    .and_then(|()| value_fits(entry.name, &value, limit)),
                 None => Err(Failure::UnknownTask {
                     name: format!("#{}", request.task_index),
                 }),
@@ -514,6 +535,20 @@ pub fn serve() -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_value_over_the_limit_is_a_task_failure() {
+        assert_eq!(value_fits("t", &[0; 100], 4096), Ok(()));
+        match value_fits("t", &[0; 5000], 4096) {
+            Err(Failure::TaskError { message }) => {
+                assert!(
+                    message.contains("5000 bytes, over the limit of 4096"),
+                    "{message}"
+                )
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
 
     #[test]
     fn worker_args_parse_and_complain() {

@@ -139,18 +139,28 @@ async fn a_lost_attempt_is_retried_under_a_new_key_until_the_limit() {
 }
 
 /// Attempt keys are never reused, however many retries are asked for (a
-/// late event of the first attempt must not answer a later one): the
-/// master makes at most 256 attempts, the number its keys can tell apart.
+/// late event of the first attempt must not answer a later one): a master
+/// asked for more than 256 attempts, the number its keys can tell apart,
+/// refuses to start.
 #[tokio::test]
 async fn attempt_keys_stay_unique_whatever_the_retry_limit() {
+    // More retries than keys can tell apart are refused, never wrapped.
+    let refused = Master::start_with(
+        Box::new(engine().0),
+        MasterConfig {
+            max_retries: pymw_core::master::MAX_RETRIES + 1,
+            ..config()
+        },
+    );
+    assert!(matches!(refused, Err(pymw_core::Error::InvalidConfig(_))));
     let (master, script) = start(MasterConfig {
-        max_retries: 1000,
+        max_retries: pymw_core::master::MAX_RETRIES,
         ..config()
     })
     .await;
     let handle = master.submit(double::task(), 5);
     let mut keys = HashSet::new();
-    for attempt in 0..256 {
+    for attempt in 0..=pymw_core::master::MAX_RETRIES {
         let a = script.submitted_one().await;
         assert_eq!(a.attempt, attempt);
         assert!(keys.insert(a.key), "attempt {attempt} reuses key {}", a.key);
@@ -594,9 +604,13 @@ async fn outcomes_in_the_journal_answer_without_a_submit() {
             (identity(0), Recorded::Value(wire::encode_payload(&42u64))),
             (
                 identity(1),
-                Recorded::Failed(Failure::TaskError {
-                    message: "bad".into(),
-                }),
+                Recorded::Failed {
+                    failure: Failure::TaskError {
+                        message: "bad".into(),
+                    },
+                    host: "volunteer-7".into(),
+                    stderr_tail: "it went wrong\n".into(),
+                },
             ),
         ]
         .into(),
@@ -619,8 +633,8 @@ async fn outcomes_in_the_journal_answer_without_a_submit() {
             failure: Failure::TaskError {
                 message: "bad".into()
             },
-            host: String::new(),
-            stderr_tail: String::new(),
+            host: "volunteer-7".into(),
+            stderr_tail: "it went wrong\n".into(),
         })
     );
     assert_eq!(from_cache.await, Ok(14));

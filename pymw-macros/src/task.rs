@@ -252,7 +252,7 @@ fn generate(args: &TaskArgs, function: &ItemFn) -> TokenStream {
     let (value_type, call) = if is_result {
         (
             quote!(<#return_type as #private::TaskResult>::Value),
-            quote!(super::#ident(#(#vars),*)),
+            quote!({ use #private::error_kind::{BoxedKind as _, DisplayKind as _, ErrorKind as _}; super::#ident(#(#vars),*).map_err(|e| (&e).pymw_error_kind().message(&e)) }),
         )
     } else {
         (

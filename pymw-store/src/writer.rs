@@ -44,6 +44,11 @@ const RETRY_INTERVAL: Duration = Duration::from_secs(1);
 /// Attempt ids are `seq << ATTEMPT_BITS | attempt`.
 pub(crate) const ATTEMPT_BITS: u32 = 16;
 
+// One rule for attempt numbers everywhere: the master bounds retries to
+// `MAX_RETRIES`, so attempts are numbered `0..=MAX_RETRIES`, and every
+// attempt number fits the store's ids without clamping.
+const _: () = assert!((pymw_core::MAX_RETRIES as u64) < 1 << ATTEMPT_BITS);
+
 /// What the store sends its writer.
 pub(crate) enum Msg {
     Batch(Batch),
