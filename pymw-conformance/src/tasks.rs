@@ -231,3 +231,23 @@ pub fn fails_after_stderr(i: u64) -> Result<u64, String> {
     eprintln!("failing task {i} says goodbye");
     Err(format!("task {i} failed"))
 }
+
+/// Starts `sleep SECS` in a session of its own (`setsid()`, as a daemon
+/// does), holding the worker's stderr, and returns its pid.
+#[pymw::task]
+pub fn escaped_sleep(secs: u64) -> u32 {
+    use std::os::unix::process::CommandExt;
+    let mut command = std::process::Command::new("sleep");
+    command
+        .arg(secs.to_string())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null());
+    // SAFETY: setsid() is async-signal-safe.
+    unsafe {
+        command.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    command.spawn().expect("run sleep").id()
+}

@@ -451,9 +451,20 @@ fn dropping_the_master_kills_what_tasks_started(_: &pymw_conformance::Harness) -
         pymw_conformance::process_alive(sleep),
         "the background sleep {sleep} is not running"
     );
+    // A process that left the worker's group (setsid) is not killed, but
+    // nothing waits for it either, though it holds the worker's stderr.
+    let escaped = master
+        .submit(tasks::escaped_sleep::task(), 25)
+        .wait()
+        .map_err(|e| e.to_string())?;
     let started = Instant::now();
     drop(master);
     let took = started.elapsed();
+    // SAFETY: signalling the sleep the task started; it sleeps for 25 s,
+    // so its pid still names it.
+    unsafe {
+        libc::kill(escaped as i32, libc::SIGKILL);
+    }
     ensure!(
         took < Duration::from_secs(1),
         "dropping the master took {took:?}"

@@ -353,7 +353,17 @@ fn supervise(shared: &Arc<Shared>, index: usize) {
         }
         let spawned = spawn_worker(shared, index);
         if std::mem::take(&mut first) {
-            shared.lock().first_starts += 1;
+            let mut state = shared.lock();
+            // Recorded with the start, so that `start` sees it.
+            if let Err(SpawnError {
+                message,
+                fatal: true,
+            }) = &spawned
+            {
+                state.fatal.get_or_insert_with(|| message.clone());
+            }
+            state.first_starts += 1;
+            drop(state);
             shared.wake.notify_all();
         }
         let spawned = match spawned {
@@ -481,10 +491,10 @@ fn spawn_worker(shared: &Shared, index: usize) -> Result<Spawned, SpawnError> {
         Ok(hello) => hello,
         Err(e) => {
             sys::kill_group(child.id());
-            let status = child.wait().map(sys::describe_exit).unwrap_or_default();
+            let status = child.wait();
             join_bounded(stderr_thread, STDERR_GRACE);
             let tail = stderr.text();
-            return Err(handshake_failure(&e, &status, &tail));
+            return Err(handshake_failure(&e, status.ok(), &tail));
         }
     };
     let ours = Registry::global().listing();
@@ -513,15 +523,26 @@ fn spawn_worker(shared: &Shared, index: usize) -> Result<Spawned, SpawnError> {
 }
 
 /// The error of a worker that sent no hello. A worker that never reached
-/// pymw's role dispatch (it said nothing of pymw's, or its stderr names the
-/// role argument, as an argument parser's complaint does) ran the user's
-/// code before `pymw::init()`: that is a bug in `main`, the same for every
-/// worker, so it is fatal rather than retried.
-fn handshake_failure(error: &HelloError, status: &str, tail: &str) -> SpawnError {
-    let reached_pymw = tail.lines().any(|line| line.starts_with("pymw"));
+/// pymw's role dispatch (its stderr names the role argument, as an argument
+/// parser's complaint does; or it exited by itself without a word of
+/// pymw's) ran the user's code before `pymw::init()`: that is a bug in
+/// `main`, the same for every worker, so it is fatal rather than retried.
+/// A worker killed by a signal while starting (the OOM killer) is retried.
+fn handshake_failure(
+    error: &HelloError,
+    status: Option<std::process::ExitStatus>,
+    tail: &str,
+) -> SpawnError {
+    // pymw's own messages before a hello start so (a bad PYMW_TASK_STACK,
+    // duplicate task names).
+    let reached_pymw = tail
+        .lines()
+        .any(|line| line.starts_with("pymw:") || line.starts_with("pymw serve:"));
     let names_role = tail.contains(pymw_core::worker::ROLE_ARG);
-    let exited = matches!(error, HelloError::Closed(_) | HelloError::NotPymw);
-    if names_role || (exited && !reached_pymw) {
+    let exited_by_itself = matches!(error, HelloError::Closed(_) | HelloError::NotPymw)
+        && status.is_some_and(|s| s.code().is_some());
+    let status = status.map_or_else(|| "an unknown status".to_owned(), sys::describe_exit);
+    if !reached_pymw && (names_role || exited_by_itself) {
         let tail = tail.trim_end();
         return SpawnError {
             message: format!(
@@ -1136,6 +1157,31 @@ mod tests {
             let text: String = pieces.concat();
             assert_eq!(text, "one\0two<7>three<8>", "cut at {cut}");
         }
+    }
+
+    #[test]
+    fn a_worker_that_never_reached_pymw_names_the_fix() {
+        use std::os::unix::process::ExitStatusExt;
+        let exit = |code: i32| Some(std::process::ExitStatus::from_raw(code << 8));
+        let closed = || HelloError::Closed("eof".into());
+        let clap = "error: unexpected argument '__pymw' found\n\nUsage: app\n";
+        let late = handshake_failure(&closed(), exit(2), clap);
+        assert!(late.fatal);
+        assert!(late.message.contains("pymw::init()") && late.message.contains("first"));
+        assert!(late.message.contains("unexpected argument '__pymw'"));
+        // A main that exits before init, silently.
+        assert!(handshake_failure(&closed(), exit(0), "").fatal);
+        // pymw's own complaint: pymw was reached.
+        let own = handshake_failure(
+            &closed(),
+            exit(1),
+            "pymw serve: PYMW_TASK_STACK=\"x\": bad\n",
+        );
+        assert!(!own.fatal && own.message.contains("PYMW_TASK_STACK"));
+        // Killed while starting: retried.
+        let killed = handshake_failure(&closed(), Some(std::process::ExitStatus::from_raw(9)), "");
+        assert!(!killed.fatal);
+        assert!(!handshake_failure(&HelloError::Timeout, None, "").fatal);
     }
 
     #[test]
