@@ -7,6 +7,12 @@
 //! BIN __pymw list                                         every task with its fingerprint
 //! ```
 //!
+//! In `worker` and `serve` a task runs as a normal program would: stdin at
+//! end-of-file (`/dev/null`; `serve`'s request and reply pipes live on
+//! close-on-exec descriptors no task or child sees), on a thread named
+//! `pymw-task` whose stack is bounded by `PYMW_TASK_STACK` (see
+//! [`task_stack_size`]; default 8 MiB).
+//!
 //! Backends add roles of their own (BOINC's app, validator and assimilator)
 //! through [`init_with`], which the `pymw` facade's `init` calls.
 //!
@@ -500,14 +506,8 @@ fn serve_on(pipes: sys::ProtocolPipes) -> std::io::Result<()> {
             let status = if result.is_ok() {
                 frame::STATUS_OK
             } else {
-                // Everything this task wrote to stderr is in the pipe
-                // before the mark, and the mark before the reply: the
-                // backend knows the failure's stderr tail is complete
-                // when it has read the mark, without waiting for quiet.
-                let _ = stderr_marks.write_all(&failure_mark(seq));
                 frame::STATUS_FAILED
             };
-            seq += 1;
             let at = frame::begin_reply(
                 &mut outbuf,
                 request.key,
@@ -525,6 +525,15 @@ fn serve_on(pipes: sys::ProtocolPipes) -> std::io::Result<()> {
                 }
             }
             frame::finish_reply(&mut outbuf, at);
+            // Everything the task wrote to stderr is in the pipe before the
+            // mark, and the mark before the reply: the backend knows that a
+            // failure's stderr tail is complete when it has read the mark,
+            // without waiting for quiet. Decided on the finished reply, so
+            // that every failed reply has its mark, whatever made it fail.
+            if frame::parse_reply(&outbuf[at + 4..]).status == frame::STATUS_FAILED {
+                let _ = stderr_marks.write_all(&failure_mark(seq));
+            }
+            seq += 1;
             input.consume(used);
             if outbuf.len() >= FLUSH_BYTES || (now - last_flush).as_nanos() >= FLUSH_EVERY_NS {
                 peak_rss_kib = sys::process_usage().1;
