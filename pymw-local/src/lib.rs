@@ -25,8 +25,9 @@
 //! stealing exit statuses from tasks' and users' own `wait` calls. A process
 //! that leaves the group with `setsid()` (a daemon that detaches on purpose)
 //! is therefore not chased: it outlives the worker, and the backend does
-//! not wait for it either (it stops reading the stderr such a process holds
-//! shortly after the worker's death; see [`STDERR_GRACE`]).
+//! not wait for it either (once the worker's group is dead, the backend
+//! takes what is in the stderr pipe and stops waiting for the end of a pipe
+//! such a process may hold).
 
 use pymw_core::backend::{AttemptKey, Backend, BackendError, Dispatch, Event, EventSink};
 use pymw_core::registry::Registry;
@@ -114,14 +115,11 @@ const STARTUP_WAIT: Duration = Duration::from_secs(30);
 const MAX_START_FAILURES: u32 = 3;
 /// How long a starting worker may take to send its hello.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(20);
-/// How long, after a worker and its process group are dead, the backend
-/// waits for the rest of its stderr. Only a process that left the group
-/// (`setsid()`) can still hold the pipe then; its output is not waited for.
-const STDERR_GRACE: Duration = Duration::from_millis(300);
-/// The longest a failed reply waits for its failure mark on stderr. The
-/// mark is written before the reply, so it is normally already in the pipe;
-/// this only bounds the wait if the stderr reader is stuck.
-const MARK_WAIT: Duration = Duration::from_secs(2);
+/// After a read of less than this from a worker's stderr, its reader
+/// thread pauses a millisecond before the next, so that a worker failing a
+/// million tiny tasks a second (a mark each) wakes it a thousand times a
+/// second, not a million. A chatty worker is read without pauses.
+const STDERR_PAUSE_BELOW: usize = 32 << 10;
 
 #[derive(Debug)]
 struct Shared {
@@ -478,13 +476,19 @@ fn spawn_worker(shared: &Shared, index: usize) -> Result<Spawned, SpawnError> {
     let stdin = child.stdin.take().expect("piped");
     let mut stdout = child.stdout.take().expect("piped");
     let stderr_pipe = child.stderr.take().expect("piped");
-    let stderr = Arc::new(Stderr::new(shared.config.stderr_tail_bytes));
+    let stderr = Arc::new(
+        Stderr::new(
+            stderr_pipe,
+            shared.config.stderr_tail_bytes,
+            shared.config.forward_stderr,
+        )
+        .map_err(|e| retry(format!("cannot set up the worker's stderr: {e}")))?,
+    );
     let stderr_thread = {
         let stderr = stderr.clone();
-        let forward = shared.config.forward_stderr;
         std::thread::Builder::new()
             .name(format!("pymw-local-{index}-stderr"))
-            .spawn(move || copy_stderr(stderr_pipe, &stderr, forward))
+            .spawn(move || stderr.follow())
             .map_err(|e| retry(format!("cannot start a thread: {e}")))?
     };
     let hello = match read_hello(&mut stdout) {
@@ -492,8 +496,7 @@ fn spawn_worker(shared: &Shared, index: usize) -> Result<Spawned, SpawnError> {
         Err(e) => {
             sys::kill_group(child.id());
             let status = child.wait();
-            join_bounded(stderr_thread, STDERR_GRACE);
-            let tail = stderr.text();
+            let tail = stderr.text_after_death(stderr_thread);
             return Err(handshake_failure(&e, status.ok(), &tail));
         }
     };
@@ -651,18 +654,6 @@ fn read_exact_by(
     Ok(())
 }
 
-/// Waits up to `grace` for a thread to end; then leaves it running.
-fn join_bounded(handle: JoinHandle<()>, grace: Duration) {
-    let deadline = Instant::now() + grace;
-    while !handle.is_finished() {
-        if Instant::now() >= deadline {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    let _ = handle.join();
-}
-
 /// Serves one worker process until it ends, then settles its in-flight work.
 fn run_worker(shared: &Arc<Shared>, index: usize, spawned: Spawned) {
     let Spawned {
@@ -707,11 +698,8 @@ fn run_worker(shared: &Arc<Shared>, index: usize, spawned: Spawned) {
     }
     shared.wake.notify_all();
     let status = child.wait();
-    // The group is dead; only a process that left it can hold the stderr
-    // pipe open now, and it is not waited for.
-    join_bounded(stderr_thread, STDERR_GRACE);
     let _ = writer.join();
-    let stderr_tail = stderr.text();
+    let stderr_tail = stderr.text_after_death(stderr_thread);
     let cause = match (&answered, status) {
         (Err(protocol), _) => format!("worker protocol error: {protocol}"),
         (Ok(()), Ok(status)) => format!("worker process ended with {}", sys::describe_exit(status)),
@@ -932,31 +920,54 @@ fn read_replies(
 
 /// A worker's stderr as the backend keeps it: the tail, and the tail as it
 /// was at each failure mark not yet claimed by its reply.
+///
+/// The pipe is read without blocking and only under the lock, by the
+/// stderr thread (which waits for data with `poll`) and by the reply reader
+/// when it needs a mark: the mark is in the pipe before its reply, so the
+/// reader takes it itself, at once, instead of waiting for the thread.
 #[derive(Debug)]
 struct Stderr {
+    pipe: std::fs::File,
+    forward: bool,
     state: Mutex<StderrState>,
-    marked: Condvar,
 }
 
 #[derive(Debug)]
 struct StderrState {
     tail: Tail,
+    splitter: MarkSplitter,
     /// `(reply sequence number, tail at its mark)`, oldest first.
     marks: VecDeque<(u64, String)>,
-    /// The pipe has closed (or failed): no more marks will come.
+    /// The pipe has reached its end (or failed): nothing more will come.
     closed: bool,
 }
 
 impl Stderr {
-    fn new(capacity: usize) -> Self {
-        Stderr {
+    fn new(
+        pipe: std::process::ChildStderr,
+        capacity: usize,
+        forward: bool,
+    ) -> std::io::Result<Self> {
+        use std::os::fd::AsRawFd;
+        let pipe = std::fs::File::from(std::os::fd::OwnedFd::from(pipe));
+        // SAFETY: fcntl on a descriptor we own.
+        unsafe {
+            let fd = pipe.as_raw_fd();
+            let flags = libc::fcntl(fd, libc::F_GETFL);
+            if flags < 0 || libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        Ok(Stderr {
+            pipe,
+            forward,
             state: Mutex::new(StderrState {
                 tail: Tail::new(capacity),
+                splitter: MarkSplitter::default(),
                 marks: VecDeque::new(),
                 closed: false,
             }),
-            marked: Condvar::new(),
-        }
+        })
     }
 
     fn lock(&self) -> MutexGuard<'_, StderrState> {
@@ -965,14 +976,102 @@ impl Stderr {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn text(&self) -> String {
-        self.lock().tail.text()
+    /// Reads what the pipe holds now; returns the bytes read.
+    fn drain(&self, state: &mut StderrState) -> usize {
+        let mut buf = [0u8; 8192];
+        let mut total = 0;
+        while !state.closed {
+            match (&self.pipe).read(&mut buf) {
+                Ok(0) => {
+                    // The end: bytes held back as a possible mark are text.
+                    let held = std::mem::take(&mut state.splitter.held);
+                    self.push_text(state, &held);
+                    state.closed = true;
+                }
+                Ok(n) => {
+                    total += n;
+                    let StderrState {
+                        tail,
+                        splitter,
+                        marks,
+                        ..
+                    } = state;
+                    let mut out = self.forward.then(|| std::io::stderr().lock());
+                    splitter.feed(&buf[..n], |piece| match piece {
+                        Piece::Text(text) => {
+                            tail.push(text);
+                            if let Some(out) = &mut out {
+                                let _ = out.write_all(text);
+                            }
+                        }
+                        Piece::Mark(seq) => marks.push_back((seq, tail.text())),
+                    });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(_) => state.closed = true,
+            }
+        }
+        total
     }
 
-    /// The tail as it was when the worker marked failed reply `seq`.
-    fn tail_at_mark(&self, seq: u64) -> String {
-        let deadline = Instant::now() + MARK_WAIT;
+    fn push_text(&self, state: &mut StderrState, text: &[u8]) {
+        state.tail.push(text);
+        if self.forward {
+            let _ = std::io::stderr().write_all(text);
+        }
+    }
+
+    /// The stderr thread: reads the pipe as data comes, until its end.
+    fn follow(&self) {
+        use std::os::fd::AsRawFd;
+        loop {
+            let mut poll = libc::pollfd {
+                fd: self.pipe.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: poll on one descriptor we own, described by `poll`.
+            let ready = unsafe { libc::poll(&mut poll, 1, -1) };
+            if ready < 0
+                && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted
+            {
+                return;
+            }
+            let mut state = self.lock();
+            let read = self.drain(&mut state);
+            if state.closed {
+                return;
+            }
+            drop(state);
+            if read < STDERR_PAUSE_BELOW {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
+
+    /// The tail once the worker and its process group are dead: everything
+    /// they wrote is in the pipe, so what it holds now is the rest; a
+    /// process that left the group may keep the pipe open, and its output
+    /// is not waited for (the stderr thread goes on reading it, detached).
+    fn text_after_death(&self, thread: JoinHandle<()>) -> String {
         let mut state = self.lock();
+        self.drain(&mut state);
+        let text = state.tail.text();
+        let closed = state.closed;
+        drop(state);
+        if closed || thread.is_finished() {
+            let _ = thread.join();
+        }
+        text
+    }
+
+    /// The tail as it was when the worker marked failed reply `seq`. The
+    /// worker writes the mark before the reply, so it is in the pipe by now
+    /// (or already read): this never waits.
+    fn tail_at_mark(&self, seq: u64) -> String {
+        let mut state = self.lock();
+        let mut drained = false;
         loop {
             while state.marks.front().is_some_and(|(s, _)| *s < seq) {
                 state.marks.pop_front();
@@ -980,15 +1079,13 @@ impl Stderr {
             if state.marks.front().is_some_and(|(s, _)| *s == seq) {
                 return state.marks.pop_front().expect("front").1;
             }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if state.closed || left.is_zero() {
+            if drained || state.closed {
+                // No mark (the task closed the worker's copy of stderr):
+                // the tail as it is.
                 return state.tail.text();
             }
-            state = self
-                .marked
-                .wait_timeout(state, left)
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .0;
+            self.drain(&mut state);
+            drained = true;
         }
     }
 }
@@ -1082,49 +1179,6 @@ impl MarkSplitter {
             each(Piece::Text(&data[at..]));
         }
     }
-}
-
-fn copy_stderr(mut pipe: impl Read, stderr: &Stderr, forward: bool) {
-    let mut buf = [0u8; 8192];
-    let mut splitter = MarkSplitter::default();
-    loop {
-        match pipe.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                let mut state = stderr.lock();
-                let mut marked = false;
-                let mut out = std::io::stderr().lock();
-                splitter.feed(&buf[..n], |piece| match piece {
-                    Piece::Text(text) => {
-                        state.tail.push(text);
-                        if forward {
-                            let _ = out.write_all(text);
-                        }
-                    }
-                    Piece::Mark(seq) => {
-                        let snapshot = state.tail.text();
-                        state.marks.push_back((seq, snapshot));
-                        marked = true;
-                    }
-                });
-                drop(state);
-                if marked {
-                    stderr.marked.notify_all();
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => break,
-        }
-    }
-    let mut state = stderr.lock();
-    let held = std::mem::take(&mut splitter.held);
-    state.tail.push(&held);
-    if forward {
-        let _ = std::io::stderr().write_all(&held);
-    }
-    state.closed = true;
-    drop(state);
-    stderr.marked.notify_all();
 }
 
 #[cfg(test)]
