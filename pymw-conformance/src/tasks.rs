@@ -225,9 +225,18 @@ pub fn sets_panic_hook(panic: bool) -> u64 {
     7
 }
 
-/// Writes a line naming `i` to stderr, then fails with `Err`.
+/// Even `i`: writes a line naming `i` to stderr, then fails with `Err`.
+/// Odd `i`: writes 16 KiB of filler to stderr (more than a stderr tail
+/// holds) and returns `i`.
 #[pymw::task]
 pub fn fails_after_stderr(i: u64) -> Result<u64, String> {
+    if i % 2 == 1 {
+        eprint!(
+            "{}",
+            "filler line of a chatty task that succeeds\n".repeat(400)
+        );
+        return Ok(i);
+    }
     eprintln!("failing task {i} says goodbye");
     Err(format!("task {i} failed"))
 }
