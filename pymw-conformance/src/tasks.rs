@@ -260,3 +260,15 @@ pub fn escaped_sleep(secs: u64) -> u32 {
     }
     command.spawn().expect("run sleep").id()
 }
+
+/// Starts `sleep SECS` in the background, writes its pid to `DIR/pid`,
+/// then sleeps `SECS` itself.
+#[pymw::task]
+pub fn starts_sleep_and_waits(dir: String, secs: u64) -> u64 {
+    let pid = start_background_sleep(secs);
+    let path = Path::new(&dir);
+    std::fs::write(path.join("pid.partial"), pid.to_string()).expect("write the pid");
+    std::fs::rename(path.join("pid.partial"), path.join("pid")).expect("publish the pid");
+    std::thread::sleep(std::time::Duration::from_secs(secs));
+    secs
+}

@@ -101,6 +101,10 @@ fn main() {
             run: dropping_the_master_kills_what_tasks_started,
         },
         Case {
+            name: "timeout_kills_what_the_task_started",
+            run: timeout_kills_what_the_task_started,
+        },
+        Case {
             name: "init_after_argument_parsing_names_the_fix",
             run: init_after_argument_parsing_names_the_fix,
         },
@@ -470,6 +474,36 @@ fn dropping_the_master_kills_what_tasks_started(_: &pymw_conformance::Harness) -
         "dropping the master took {took:?}"
     );
     wait_gone(&[sleep], Duration::from_secs(2))
+}
+
+fn timeout_kills_what_the_task_started(_: &pymw_conformance::Harness) -> CaseResult {
+    let dir = scratch("timeout-children");
+    let master = pymw::blocking::Master::start_with(
+        Box::new(local(1)),
+        MasterConfig {
+            max_retries: 0,
+            ..pymw_conformance::quiet()
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    let result = master
+        .submit_with(
+            tasks::starts_sleep_and_waits::task(),
+            (dir.display().to_string(), 60),
+            pymw::TaskOptions::default().timeout(Duration::from_millis(500)),
+        )
+        .wait();
+    ensure!(
+        matches!(result, Err(pymw::TaskError::TimedOut { .. })),
+        "expected a timeout, got {result:?}"
+    );
+    let pid: u32 = std::fs::read_to_string(dir.join("pid"))
+        .map_err(|e| format!("the task wrote no pid: {e}"))?
+        .trim()
+        .parse()
+        .map_err(|e| format!("a bad pid: {e}"))?;
+    // The master is still running: the group was killed with the worker.
+    wait_gone(&[pid], Duration::from_secs(2))
 }
 
 /// The master of `init_after_argument_parsing_names_the_fix`: prints what
