@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run --release -p pymw-bench -- [--quick]
 //! cargo run --release -p pymw-bench -- store [--quick]   # only the run store's figures
+//! cargo run --release -p pymw-bench -- failures [--quick]   # only failing vs succeeding tiny tasks
 //! cargo run --release -p pymw-bench -- condor     # needs an HTCondor pool (testbeds/condor)
 //! ```
 //!
@@ -15,6 +16,9 @@
 //! - 1 MB inputs and outputs: bytes per second through the workers against a
 //!   plain in-process copy of the same bytes;
 //! - a map over 1,000,000 tiny inputs: the master's peak RSS (bounded memory);
+//! - tiny tasks that all fail (`Err`) against the same tasks succeeding,
+//!   alternating rounds (see the `failures` module; target: failing /
+//!   succeeding >= 0.50);
 //! - the run store (see the `store` module): 1,000,000 tiny tasks with the
 //!   store as the master's journal vs without (target: on/off >= 0.50), then
 //!   a resume of that finished run by a new master, against the run's first
@@ -27,6 +31,7 @@
 //! `condor_submit` cluster (see the `condor` module).
 
 mod condor;
+mod failures;
 mod store;
 
 use clap::Parser;
@@ -103,6 +108,8 @@ enum Command {
     Condor(condor::CondorBench),
     /// Only the run store's figures: tiny tasks with the store on vs off, and a resume
     Store(store::StoreBench),
+    /// Only tiny tasks that all fail vs the same tasks succeeding
+    Failures(failures::FailuresBench),
 }
 
 fn master(workers: usize) -> anyhow::Result<Master> {
@@ -138,6 +145,9 @@ fn main() -> anyhow::Result<()> {
     );
     if let Some(Command::Store(opts)) = &cli.command {
         return store::run(opts, cli.quick, cli.workers);
+    }
+    if let Some(Command::Failures(opts)) = &cli.command {
+        return failures::run(opts, cli.quick, cli.workers);
     }
 
     // 0. A million tiny inputs: the master's memory stays bounded.
@@ -270,7 +280,10 @@ fn main() -> anyhow::Result<()> {
     );
     drop(master);
 
-    // 4. The run store.
+    // 4. Tiny tasks that fail.
+    failures::run(&failures::FailuresBench::default(), cli.quick, cli.workers)?;
+
+    // 5. The run store.
     store::run(&store::StoreBench::default(), cli.quick, cli.workers)
 }
 

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use pymw_core::backend::{AttemptKey, Backend, BackendError, Dispatch, EventSink};
 pub use pymw_core::parse_duration;
+use pymw_core::units::parse_size;
 
 use crate::app_version::PLATFORM_X86_64_LINUX;
 use crate::project::{ProjectEngine, ProjectSettings};
@@ -65,16 +66,16 @@ pub struct BoincArgs {
     #[arg(long, value_name = "FLOPS")]
     pub boinc_fpops_bound: Option<f64>,
     /// BOINC: memory bound of a job (bytes, or 512M, 2G)
-    #[arg(long, value_name = "SIZE", default_value = "512M", value_parser = parse_bytes)]
+    #[arg(long, value_name = "SIZE", default_value = "512M", value_parser = parse_size)]
     pub boinc_memory_bound: u64,
     /// BOINC: disk bound of a job (bytes, or 512M, 2G)
-    #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = parse_bytes)]
+    #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = parse_size)]
     pub boinc_disk_bound: u64,
     /// BOINC: time a volunteer has to return a result (e.g. 12h, 7d)
     #[arg(long, value_name = "DURATION", default_value = "7d", value_parser = parse_duration)]
     pub boinc_delay_bound: Duration,
     /// BOINC: largest output a job may upload (bytes, or 64M, 1G)
-    #[arg(long, value_name = "SIZE", default_value = "256M", value_parser = parse_bytes)]
+    #[arg(long, value_name = "SIZE", default_value = "256M", value_parser = parse_size)]
     pub boinc_max_output: u64,
     /// BOINC: how often to look for finished jobs [default: 1s on the project host, 10s remote]
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
@@ -454,44 +455,12 @@ impl Drop for BoincBackend {
     }
 }
 
-/// Parses `1000`, `64K`, `512M`, `2G`, `1T` (binary multiples; `KiB`,
-/// `MB` ... are read the same way).
-pub fn parse_bytes(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a size: write e.g. 100000000, 512M, 2G"))?;
-    let unit = unit.trim().to_ascii_uppercase();
-    let shift = match unit.trim_end_matches(['B', 'I']) {
-        "" => 0,
-        "K" => 10,
-        "M" => 20,
-        "G" => 30,
-        "T" => 40,
-        _ => return Err(format!("unknown unit in `{text}`: use K, M, G or T")),
-    };
-    let bytes = number * (1u64 << shift) as f64;
-    if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
-        return Err(format!("`{text}` is out of range"));
-    }
-    Ok(bytes as u64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn sizes_and_durations() {
-        assert_eq!(parse_bytes("100000000"), Ok(100_000_000));
-        assert_eq!(parse_bytes("512M"), Ok(512 << 20));
-        assert_eq!(parse_bytes("2GiB"), Ok(2 << 30));
-        assert_eq!(parse_bytes("1.5k"), Ok(1536));
-        assert!(parse_bytes("5 parsecs").is_err());
         assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86400)));
         assert!(parse_duration("x").is_err());
     }

@@ -90,9 +90,7 @@ pub mod validate;
 mod hex;
 mod xml;
 
-pub use backend::{
-    BoincArgs, BoincBackend, BoincConfig, BoincMode, parse_bytes, parse_duration, this_platform,
-};
+pub use backend::{BoincArgs, BoincBackend, BoincConfig, BoincMode, parse_duration, this_platform};
 pub use daemons::{WuErrorMask, WuErrorReason};
 pub use remote_engine::RemoteSettings;
 

@@ -127,6 +127,11 @@ pub fn cases() -> Vec<Case> {
         status_counts,
         large_payloads_round_trip,
         map_of_200_results_exactly_once,
+        stdin_is_at_end_of_file,
+        stack_overflow_is_reported,
+        panic_hook_of_a_task_is_not_kept,
+        crash_leaving_a_grandchild_is_reported_promptly,
+        failure_tail_holds_the_task_stderr,
     ]
 }
 
@@ -518,6 +523,137 @@ fn map_of_200_results_exactly_once(h: &Harness) -> CaseResult {
     ensure!(seen.len() == 200, "{} of 200 answered", seen.len());
     let runs = count_files(&dir, "run-");
     ensure!(runs == 200, "{runs} executions for 200 tasks");
+    Ok(())
+}
+
+fn stdin_is_at_end_of_file(h: &Harness) -> CaseResult {
+    let master = h.master();
+    // A worker whose stdin is its request pipe would block here (or read
+    // the next requests): the timeout turns that hang into a failure.
+    let result = master
+        .submit_with(
+            tasks::reads_stdin::task(),
+            (),
+            TaskOptions::default().timeout(h.case_timeout / 2),
+        )
+        .wait();
+    ensure!(
+        result == Ok((0, true)),
+        "a task reading stdin gave {result:?}, expected (0 bytes, child ok)"
+    );
+    let after = master.submit(tasks::square::task(), 6).wait();
+    ensure!(after == Ok(36), "after reading stdin: {after:?}");
+    Ok(())
+}
+
+fn stack_overflow_is_reported(h: &Harness) -> CaseResult {
+    let master = h.master_with(retries(0));
+    let result = master
+        .submit_with(
+            tasks::recurses::task(),
+            u64::MAX,
+            TaskOptions::default().timeout(h.case_timeout / 2),
+        )
+        .wait();
+    let Err(TaskError::WorkerLost {
+        cause, stderr_tail, ..
+    }) = &result
+    else {
+        return Err(format!("expected a lost worker, got {result:?}"));
+    };
+    ensure!(cause.contains("SIGABRT"), "cause {cause:?}");
+    // On the task thread, whose stack pymw bounds, not on whatever stack
+    // the engine's limits give the main thread.
+    ensure!(
+        stderr_tail.contains("thread 'pymw-task'")
+            && stderr_tail.contains("has overflowed its stack"),
+        "stderr tail: {stderr_tail:?}"
+    );
+    Ok(())
+}
+
+fn panic_hook_of_a_task_is_not_kept(h: &Harness) -> CaseResult {
+    let master = h.master_with(retries(0));
+    // Every worker likely runs a task that installs its own hook.
+    let set: Vec<_> = master
+        .map(tasks::sets_panic_hook::task(), (0..8).map(|i| i % 4 == 0))
+        .collect();
+    ensure!(
+        set.iter().filter(|r| r.is_ok()).count() == 6,
+        "tasks that set a hook gave {set:?}"
+    );
+    let panics: Vec<_> = master
+        .map(
+            tasks::panics::task(),
+            (0..8).map(|i| format!("later panic {i}")),
+        )
+        .collect();
+    for (i, result) in panics.iter().enumerate() {
+        let error = result.as_ref().err().ok_or("a panicking task succeeded")?;
+        let expected = format!("later panic {i}");
+        ensure!(
+            error.panic_message() == Some(expected.as_str()),
+            "task {i}: {error:?}"
+        );
+        let location = error.panic_location().unwrap_or_default();
+        ensure!(
+            location.contains("tasks.rs"),
+            "task {i} lost its panic location: {error:?}"
+        );
+    }
+    Ok(())
+}
+
+fn crash_leaving_a_grandchild_is_reported_promptly(h: &Harness) -> CaseResult {
+    let master = h.master_with(retries(0));
+    // The grandchild outlives the case; its worker's loss must not wait
+    // for it.
+    let lifetime = h.case_timeout.as_secs() * 2;
+    let started = Instant::now();
+    let result = master
+        .submit(tasks::aborts_leaving_a_grandchild::task(), lifetime)
+        .wait();
+    expect_lost(result, "SIGABRT", 1)?;
+    ensure!(
+        started.elapsed() < h.case_timeout / 2,
+        "the loss took {:?}",
+        started.elapsed()
+    );
+    Ok(())
+}
+
+fn failure_tail_holds_the_task_stderr(h: &Harness) -> CaseResult {
+    let master = h.master_with(retries(0));
+    let n = 100 * h.scale as u64;
+    let results: Vec<_> = master
+        .map(tasks::fails_after_stderr::task(), 0..n)
+        .collect();
+    // A failure's tail ends with its own output, however much the tasks
+    // after it on the same worker write.
+    for (i, result) in results.iter().enumerate() {
+        if i % 2 == 1 {
+            ensure!(*result == Ok(i as u64), "chatty task {i} gave {result:?}");
+            continue;
+        }
+        match result {
+            Err(TaskError::Failed {
+                failure: pymw::Failure::TaskError { message },
+                stderr_tail,
+                ..
+            }) => {
+                ensure!(
+                    *message == format!("task {i} failed"),
+                    "message {message:?}"
+                );
+                let line = format!("failing task {i} says goodbye");
+                ensure!(
+                    stderr_tail.contains(&line),
+                    "task {i}: the stderr tail lacks {line:?}: {stderr_tail:?}"
+                );
+            }
+            other => return Err(format!("task {i}: expected a task error, got {other:?}")),
+        }
+    }
     Ok(())
 }
 

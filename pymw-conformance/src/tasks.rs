@@ -151,3 +151,124 @@ pub fn mean(xs: Vec<f64>) -> f64 {
 pub fn means_agree(a: &f64, b: &f64) -> bool {
     (a - b).abs() <= 1e-9
 }
+
+/// Reads stdin to its end, then runs a child that inherits stdin (`cat`).
+/// Returns the bytes read and whether the child succeeded: `(0, true)` when
+/// stdin is at end-of-file, as for a program run with `< /dev/null`.
+#[pymw::task]
+pub fn reads_stdin() -> (u64, bool) {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    let read = std::io::stdin().read_to_end(&mut bytes).map_or(0, |n| n);
+    let child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("cat")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    (read as u64, child)
+}
+
+/// Starts `sleep SECS` in the background (holding the worker's stderr, as a
+/// daemon started by a task may) and returns the sleep's pid.
+#[pymw::task]
+pub fn background_sleep(secs: u64) -> u32 {
+    start_background_sleep(secs)
+}
+
+fn start_background_sleep(secs: u64) -> u32 {
+    let output = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("sleep {secs} >/dev/null & echo $!"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .expect("run sh");
+    String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .expect("the background sleep's pid")
+}
+
+/// Starts `sleep SECS` in the background, then aborts its worker.
+#[pymw::task]
+pub fn aborts_leaving_a_grandchild(secs: u64) -> u64 {
+    start_background_sleep(secs);
+    std::process::abort()
+}
+
+/// Recurses `depth` times, each frame holding a KiB that the optimiser
+/// cannot remove (`u64::MAX`: until the stack overflows).
+#[pymw::task]
+pub fn recurses(depth: u64) -> u64 {
+    recurse(0, depth)
+}
+
+fn recurse(at: u64, depth: u64) -> u64 {
+    let frame = std::hint::black_box([at; 128]);
+    if std::hint::black_box(at) >= depth {
+        return frame[0];
+    }
+    recurse(at + 1, depth).wrapping_add(frame[127])
+}
+
+/// Installs a panic hook of its own (as some libraries do), then panics or
+/// returns.
+#[pymw::task]
+pub fn sets_panic_hook(panic: bool) -> u64 {
+    std::panic::set_hook(Box::new(|_| eprintln!("the user's panic hook ran")));
+    if panic {
+        panic!("panic under the user's hook");
+    }
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    7
+}
+
+/// Even `i`: writes a line naming `i` to stderr, then fails with `Err`.
+/// Odd `i`: writes 16 KiB of filler to stderr (more than a stderr tail
+/// holds) and returns `i`.
+#[pymw::task]
+pub fn fails_after_stderr(i: u64) -> Result<u64, String> {
+    if i % 2 == 1 {
+        eprint!(
+            "{}",
+            "filler line of a chatty task that succeeds\n".repeat(400)
+        );
+        return Ok(i);
+    }
+    eprintln!("failing task {i} says goodbye");
+    Err(format!("task {i} failed"))
+}
+
+/// Starts `sleep SECS` in a session of its own (`setsid()`, as a daemon
+/// does), holding the worker's stderr, and returns its pid.
+#[pymw::task]
+pub fn escaped_sleep(secs: u64) -> u32 {
+    use std::os::unix::process::CommandExt;
+    let mut command = std::process::Command::new("sleep");
+    command
+        .arg(secs.to_string())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null());
+    // SAFETY: setsid() is async-signal-safe.
+    unsafe {
+        command.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    command.spawn().expect("run sleep").id()
+}
+
+/// Starts `sleep SECS` in the background, writes its pid to `DIR/pid`,
+/// then sleeps `SECS` itself.
+#[pymw::task]
+pub fn starts_sleep_and_waits(dir: String, secs: u64) -> u64 {
+    let pid = start_background_sleep(secs);
+    let path = Path::new(&dir);
+    std::fs::write(path.join("pid.partial"), pid.to_string()).expect("write the pid");
+    std::fs::rename(path.join("pid.partial"), path.join("pid")).expect("publish the pid");
+    std::thread::sleep(std::time::Duration::from_secs(secs));
+    secs
+}

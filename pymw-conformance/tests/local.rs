@@ -6,6 +6,7 @@
 //! `pymw::init()` before anything else. Filter cases by name with
 //! `cargo test -p pymw-conformance --test local -- NAME`.
 
+use pymw::MasterConfig;
 use pymw::core::wire;
 use pymw::local::{LocalBackend, LocalConfig};
 use pymw_conformance::{Case, CaseResult, ensure, tasks};
@@ -32,6 +33,14 @@ fn main() {
             Ok(_) => println!("started without init"),
             Err(e) => println!("{e}"),
         }
+        return;
+    }
+    if std::env::var(ROLE_ENV).as_deref() == Ok("late-init") {
+        // A user's argument parser before pymw::init(): in a worker it
+        // rejects `__pymw serve` and exits, as clap does.
+        let _ = clap::Command::new("late-init").get_matches();
+        pymw::init();
+        late_init_master();
         return;
     }
     pymw::init();
@@ -87,6 +96,26 @@ fn main() {
             name: "replicas_are_compared_by_the_task_validator",
             run: replicas_are_compared_by_the_task_validator,
         },
+        Case {
+            name: "dropping_the_master_kills_what_tasks_started",
+            run: dropping_the_master_kills_what_tasks_started,
+        },
+        Case {
+            name: "timeout_kills_what_the_task_started",
+            run: timeout_kills_what_the_task_started,
+        },
+        Case {
+            name: "init_after_argument_parsing_names_the_fix",
+            run: init_after_argument_parsing_names_the_fix,
+        },
+        Case {
+            name: "task_stack_is_bounded_and_configurable",
+            run: task_stack_is_bounded_and_configurable,
+        },
+        Case {
+            name: "failing_tasks_run_at_full_speed",
+            run: failing_tasks_run_at_full_speed,
+        },
     ];
     std::process::exit(pymw_conformance::run(&harness, extra, &filters));
 }
@@ -129,11 +158,18 @@ fn dropping_the_master_stops_its_workers(_: &pymw_conformance::Harness) -> CaseR
     wait_gone(&pids, Duration::from_secs(5))
 }
 
-/// A master in a child process that prints its workers' pids and sleeps.
+/// A master in a child process that prints its workers' pids, and the pid
+/// of a process a task left running, and sleeps.
 fn orphan_master() {
     let master = pymw::blocking::Master::start_with(Box::new(local(2)), pymw_conformance::quiet())
         .expect("start");
-    let pids = worker_pids(&master).expect("pids");
+    let mut pids = worker_pids(&master).expect("pids");
+    pids.push(
+        master
+            .submit(tasks::background_sleep::task(), 120)
+            .wait()
+            .expect("a background sleep"),
+    );
     println!(
         "{}",
         pids.iter()
@@ -404,6 +440,172 @@ fn replicas_are_compared_by_the_task_validator(_: &pymw_conformance::Harness) ->
     ensure!(
         square.replicas_agree(&a, &near) == Ok(false),
         "different bytes agree"
+    );
+    Ok(())
+}
+
+fn dropping_the_master_kills_what_tasks_started(_: &pymw_conformance::Harness) -> CaseResult {
+    let master = pymw::blocking::Master::start_with(Box::new(local(2)), pymw_conformance::quiet())
+        .map_err(|e| e.to_string())?;
+    let sleep = master
+        .submit(tasks::background_sleep::task(), 25)
+        .wait()
+        .map_err(|e| e.to_string())?;
+    ensure!(
+        pymw_conformance::process_alive(sleep),
+        "the background sleep {sleep} is not running"
+    );
+    // A process that left the worker's group (setsid) is not killed, but
+    // nothing waits for it either, though it holds the worker's stderr.
+    let escaped = master
+        .submit(tasks::escaped_sleep::task(), 25)
+        .wait()
+        .map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    drop(master);
+    let took = started.elapsed();
+    // SAFETY: signalling the sleep the task started; it sleeps for 25 s,
+    // so its pid still names it.
+    unsafe {
+        libc::kill(escaped as i32, libc::SIGKILL);
+    }
+    ensure!(
+        took < Duration::from_secs(1),
+        "dropping the master took {took:?}"
+    );
+    wait_gone(&[sleep], Duration::from_secs(2))
+}
+
+fn timeout_kills_what_the_task_started(_: &pymw_conformance::Harness) -> CaseResult {
+    let dir = scratch("timeout-children");
+    let master = pymw::blocking::Master::start_with(
+        Box::new(local(1)),
+        MasterConfig {
+            max_retries: 0,
+            ..pymw_conformance::quiet()
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    let result = master
+        .submit_with(
+            tasks::starts_sleep_and_waits::task(),
+            (dir.display().to_string(), 60),
+            pymw::TaskOptions::default().timeout(Duration::from_millis(500)),
+        )
+        .wait();
+    ensure!(
+        matches!(result, Err(pymw::TaskError::TimedOut { .. })),
+        "expected a timeout, got {result:?}"
+    );
+    let pid: u32 = std::fs::read_to_string(dir.join("pid"))
+        .map_err(|e| format!("the task wrote no pid: {e}"))?
+        .trim()
+        .parse()
+        .map_err(|e| format!("a bad pid: {e}"))?;
+    // The master is still running: the group was killed with the worker.
+    wait_gone(&[pid], Duration::from_secs(2))
+}
+
+/// The master of `init_after_argument_parsing_names_the_fix`: prints what
+/// starting and running a task gave, and how long it took.
+fn late_init_master() {
+    let started = Instant::now();
+    let outcome =
+        match pymw::blocking::Master::start_with(Box::new(local(1)), pymw_conformance::quiet()) {
+            Ok(master) => match master.submit(tasks::square::task(), 3).wait() {
+                Ok(value) => format!("the task gave {value}"),
+                Err(e) => format!("the task failed: {e}"),
+            },
+            Err(e) => format!("the master did not start: {e}"),
+        };
+    println!("{} ms: {outcome}", started.elapsed().as_millis());
+}
+
+fn init_after_argument_parsing_names_the_fix(_: &pymw_conformance::Harness) -> CaseResult {
+    let started = Instant::now();
+    let output = Command::new(std::env::current_exe().map_err(|e| e.to_string())?)
+        .env(ROLE_ENV, "late-init")
+        .output()
+        .map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    ensure!(
+        text.contains("pymw::init()") && text.contains("first"),
+        "message: {text:?}"
+    );
+    ensure!(
+        text.contains("__pymw"),
+        "the worker's words are missing: {text:?}"
+    );
+    ensure!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}: {text}",
+        started.elapsed()
+    );
+    Ok(())
+}
+
+fn run_worker_with_stack(
+    stack: &str,
+    depth: u64,
+    dir: &Path,
+) -> Result<(i32, String, Option<i32>), String> {
+    use std::os::unix::process::ExitStatusExt;
+    let task = tasks::recurses::task();
+    let (input, output) = (dir.join("in"), dir.join("out"));
+    write_input(&input, task.name(), (task.entry().fingerprint)(), &depth);
+    let out = Command::new(std::env::current_exe().map_err(|e| e.to_string())?)
+        .args(["__pymw", "worker", "--task", task.name(), "--input"])
+        .arg(&input)
+        .arg("--output")
+        .arg(&output)
+        .env("PYMW_TASK_STACK", stack)
+        .output()
+        .map_err(|e| e.to_string())?;
+    Ok((
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.signal(),
+    ))
+}
+
+fn task_stack_is_bounded_and_configurable(_: &pymw_conformance::Harness) -> CaseResult {
+    let dir = scratch("stack");
+    // 20,000 frames of a KiB: more than a main thread's usual 8 MiB, within 64 MiB.
+    let (code, stderr, _) = run_worker_with_stack("64M", 20_000, &dir)?;
+    ensure!(code == 0, "with 64M: exit {code}: {stderr}");
+    let (_, stderr, signal) = run_worker_with_stack("1M", 20_000, &dir)?;
+    ensure!(
+        signal == Some(libc::SIGABRT) && stderr.contains("has overflowed its stack"),
+        "with 1M: signal {signal:?}: {stderr}"
+    );
+    let (code, stderr, _) = run_worker_with_stack("lots", 1, &dir)?;
+    ensure!(
+        code == 2 && stderr.contains("PYMW_TASK_STACK"),
+        "with a bad value: exit {code}: {stderr}"
+    );
+    Ok(())
+}
+
+fn failing_tasks_run_at_full_speed(_: &pymw_conformance::Harness) -> CaseResult {
+    let master = pymw::blocking::Master::start_with(
+        Box::new(local(2)),
+        MasterConfig {
+            max_retries: 0,
+            ..pymw_conformance::quiet()
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    let n = 20_000u64;
+    let started = Instant::now();
+    let failed = master
+        .map(tasks::checked_div::task(), (0..n).map(|i| (i, 0)))
+        .filter(Result::is_err)
+        .count();
+    let took = started.elapsed();
+    ensure!(failed as u64 == n, "{failed} of {n} failed");
+    ensure!(
+        took < Duration::from_secs(5),
+        "{n} failing tasks took {took:?}"
     );
     Ok(())
 }

@@ -8,6 +8,7 @@ use std::cell::RefCell;
 use std::fmt::Display;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Once;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// What a task function may return: a value, or `Result<T, E>` whose `Err`
 /// is a task failure carrying `E`'s message (with its `source()` chain: the
@@ -165,24 +166,66 @@ thread_local! {
     static LAST_PANIC: RefCell<Option<(String, Option<String>)>> = const { RefCell::new(None) };
 }
 
+/// The heap address of pymw's installed panic hook; 0 before
+/// [`install_panic_hook`].
+static OUR_HOOK: AtomicUsize = AtomicUsize::new(0);
+
+type Hook = Box<dyn Fn(&std::panic::PanicHookInfo<'_>) + Sync + Send + 'static>;
+
+/// pymw's panic hook. It captures a byte so that it is not zero-sized: each
+/// box of it has its own heap address, which tells it apart from any hook a
+/// task installs.
+fn our_hook() -> Hook {
+    let marker = 1u8;
+    Box::new(move |info| {
+        // A use that makes the closure capture the byte.
+        std::hint::black_box(&marker);
+        let message = panic_message(info.payload());
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
+        match &location {
+            Some(location) => eprintln!("pymw: task panicked at {location}: {message}"),
+            None => eprintln!("pymw: task panicked: {message}"),
+        }
+        LAST_PANIC.with(|last| *last.borrow_mut() = Some((message, location)));
+    })
+}
+
+fn hook_address(hook: &Hook) -> usize {
+    std::ptr::from_ref(&**hook).cast::<()>() as usize
+}
+
 /// Installs (once) a panic hook that records the message and location of a
 /// task's panic for the output envelope, and still prints it to stderr so it
 /// reaches the task's stderr tail.
 pub fn install_panic_hook() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        std::panic::set_hook(Box::new(|info| {
-            let message = panic_message(info.payload());
-            let location = info
-                .location()
-                .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
-            match &location {
-                Some(location) => eprintln!("pymw: task panicked at {location}: {message}"),
-                None => eprintln!("pymw: task panicked: {message}"),
-            }
-            LAST_PANIC.with(|last| *last.borrow_mut() = Some((message, location)));
-        }));
+        let hook = our_hook();
+        OUR_HOOK.store(hook_address(&hook), Ordering::Relaxed);
+        std::panic::set_hook(hook);
     });
+}
+
+/// Puts pymw's panic hook back if a task replaced it (`std::panic::set_hook`),
+/// so that the next task's panic still has its location and the task's hook
+/// does not outlive it. Two uncontended lock round trips when nothing
+/// changed: cheap enough to run after every task.
+fn restore_panic_hook() {
+    let ours = OUR_HOOK.load(Ordering::Relaxed);
+    if ours == 0 {
+        return;
+    }
+    let current = std::panic::take_hook();
+    if hook_address(&current) == ours {
+        std::panic::set_hook(current);
+        return;
+    }
+    drop(current);
+    let hook = our_hook();
+    OUR_HOOK.store(hook_address(&hook), Ordering::Relaxed);
+    std::panic::set_hook(hook);
 }
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
@@ -218,7 +261,9 @@ where
             });
         }
     };
-    match catch_unwind(AssertUnwindSafe(|| f(args).into_task_result())) {
+    let result = catch_unwind(AssertUnwindSafe(|| f(args).into_task_result()));
+    restore_panic_hook();
+    match result {
         Ok(Ok(value)) => {
             let taken = std::mem::take(output);
             match postcard::to_extend(&value, taken) {
@@ -263,8 +308,37 @@ pub fn validate<T: DeserializeOwned>(
 mod tests {
     use super::*;
 
+    /// Tests that panic or touch the process-wide panic hook take turns.
+    static HOOK_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    #[test]
+    fn a_task_hook_is_replaced_by_ours() {
+        let _turn = HOOK_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+        install_panic_hook();
+        let input = postcard::to_stdvec(&1u32).unwrap();
+        // A task that installs a hook of its own and returns.
+        invoke(&input, &mut Vec::new(), |_: u32| {
+            std::panic::set_hook(Box::new(|_| {}));
+            Plain(0u8)
+        })
+        .unwrap();
+        // A later task's panic still goes through pymw's hook.
+        let err = invoke(&input, &mut Vec::new(), |_: u32| -> Plain<u8> {
+            panic!("after the user's hook")
+        })
+        .unwrap_err();
+        match err {
+            Failure::Panic { message, location } => {
+                assert_eq!(message, "after the user's hook");
+                assert!(location.is_some_and(|l| l.contains("invoke.rs")));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
     #[test]
     fn plain_error_and_panic() {
+        let _turn = HOOK_LOCK.lock().unwrap_or_else(|p| p.into_inner());
         install_panic_hook();
         let input = postcard::to_stdvec(&(3u32, 4u32)).unwrap();
         let mut out = Vec::new();

@@ -27,7 +27,7 @@ pub use master::{
     TaskOptions, TaskSet,
 };
 pub use registry::Task;
-pub use units::parse_duration;
+pub use units::{parse_duration, parse_size};
 pub use wire::{Failure, WorkerStats};
 pub use worker::init;
 

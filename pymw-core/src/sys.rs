@@ -41,23 +41,131 @@ pub fn host_name() -> String {
     String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
-/// Moves the process's stdout to a new descriptor and points descriptor 1 at
-/// stderr, so that whatever a task prints cannot corrupt a protocol spoken on
-/// the original stdout. Returns the new descriptor of the original stdout.
-pub fn take_stdout_for_protocol() -> std::io::Result<std::fs::File> {
+/// The descriptors of the `serve` role's protocol, moved off the standard
+/// ones, close-on-exec, so that no task and no process a task starts can read
+/// requests or write replies.
+#[derive(Debug)]
+pub struct ProtocolPipes {
+    /// The request pipe (the original stdin).
+    pub requests: std::fs::File,
+    /// The reply pipe (the original stdout).
+    pub replies: std::fs::File,
+    /// A private copy of stderr, for the markers that tell the local backend
+    /// where a failed task's stderr ends. Tasks that redirect descriptor 2
+    /// do not move it.
+    pub marks: std::fs::File,
+}
+
+/// Moves stdin and stdout to new close-on-exec descriptors for the protocol,
+/// points descriptor 0 at `/dev/null` (a task reading stdin sees end-of-file,
+/// as a program run with `< /dev/null` does) and descriptor 1 at stderr (what
+/// a task prints cannot corrupt the replies).
+pub fn take_stdio_for_protocol() -> std::io::Result<ProtocolPipes> {
+    let requests = dup_cloexec(0)?;
+    let replies = dup_cloexec(1)?;
+    let marks = dup_cloexec(2)?;
+    stdin_from_dev_null()?;
+    // SAFETY: dup2 of one standard descriptor onto another.
+    if unsafe { libc::dup2(2, 1) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(ProtocolPipes {
+        requests,
+        replies,
+        marks,
+    })
+}
+
+/// A close-on-exec duplicate of `fd`, numbered 3 or above.
+fn dup_cloexec(fd: i32) -> std::io::Result<std::fs::File> {
     use std::os::fd::FromRawFd;
-    // SAFETY: dup and dup2 on the standard descriptors; the duplicate is a
-    // fresh descriptor that we own from here on.
+    // SAFETY: F_DUPFD_CLOEXEC makes a fresh descriptor that we own from here on.
+    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+    if new < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `new` is open and owned by nobody else.
+    Ok(unsafe { std::fs::File::from_raw_fd(new) })
+}
+
+/// Points descriptor 0 at `/dev/null`.
+pub fn stdin_from_dev_null() -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let null = std::fs::File::open("/dev/null")?;
+    // SAFETY: dup2 onto descriptor 0; `null` stays owned by the File.
+    if unsafe { libc::dup2(null.as_raw_fd(), 0) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The signal the local backend asks the kernel to send a worker when its
+/// master goes (`PR_SET_PDEATHSIG`): a real-time signal that tasks have no
+/// reason to use, whose default action still ends the process.
+pub fn master_death_signal() -> i32 {
+    libc::SIGRTMAX() - 2
+}
+
+/// When this process leads its own process group (the local backend starts
+/// each worker so), makes [`master_death_signal`] kill the whole group:
+/// the worker and everything its tasks started that stayed in the group.
+/// Without it, a master killed by SIGKILL would take its workers (SIGKILL
+/// cannot be caught) but leave their tasks' children running.
+pub fn kill_group_on_master_death() -> std::io::Result<()> {
+    extern "C" fn kill_group(_: libc::c_int) {
+        // SAFETY: kill(2) is async-signal-safe; 0 is our own process group.
+        unsafe {
+            libc::kill(0, libc::SIGKILL);
+        }
+    }
+    // SAFETY: getpgrp and getpid cannot fail.
+    if unsafe { libc::getpgrp() != libc::getpid() } {
+        return Ok(());
+    }
+    // SAFETY: a handler that only calls kill(2), installed with a zeroed
+    // (empty) mask.
     unsafe {
-        let protocol = libc::dup(1);
-        if protocol < 0 {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = kill_group as extern "C" fn(libc::c_int) as usize;
+        action.sa_flags = libc::SA_RESTART;
+        if libc::sigaction(master_death_signal(), &action, std::ptr::null_mut()) != 0 {
             return Err(std::io::Error::last_os_error());
         }
-        if libc::dup2(2, 1) < 0 {
-            return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Sends SIGKILL to process group `pgid`: a worker and what its tasks
+/// started. The caller must know that `pgid`'s leader is not yet reaped,
+/// so that the number cannot name another group.
+pub fn kill_group(pgid: u32) {
+    // SAFETY: kill(2) of a process group; see above for why it is ours.
+    unsafe {
+        libc::kill(-(pgid as libc::pid_t), libc::SIGKILL);
+    }
+}
+
+/// Waits until child `pid` has ended, without reaping it: until it is
+/// reaped its pid (and so its process group's number) cannot be reused.
+pub fn wait_exited_unreaped(pid: u32) -> std::io::Result<()> {
+    loop {
+        // SAFETY: waitid only writes into the zeroed struct we pass.
+        let rc = unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT,
+            )
+        };
+        if rc == 0 {
+            return Ok(());
         }
-        libc::fcntl(protocol, libc::F_SETFD, libc::FD_CLOEXEC);
-        Ok(std::fs::File::from_raw_fd(protocol))
+        let error = std::io::Error::last_os_error();
+        if error.kind() != std::io::ErrorKind::Interrupted {
+            return Err(error);
+        }
     }
 }
 

@@ -40,45 +40,10 @@ pub const MAX_MESSAGE_BYTES_CEILING: u64 = u32::MAX as u64;
 /// The environment variable that sets the message size limit.
 pub const MAX_MESSAGE_BYTES_VAR: &str = "PYMW_MAX_MESSAGE_BYTES";
 
-/// Parses a size in bytes: `4096`, or with a binary unit, `64K`, `1M`,
-/// `2G` (also spelled `KiB`, `MiB`, `GiB`; the letter in any case). Units
-/// are binary: `1M` is 1,048,576 bytes. `MB`/`GB` are refused, since they
-/// would mean powers of ten to some and of two to others.
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let trimmed = text.trim();
-    let split = trimmed
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(trimmed.len());
-    let (number, unit) = trimmed.split_at(split);
-    let number: u64 = number.parse().map_err(|_| {
-        format!("`{text}` is not a size: write a whole number of bytes, or e.g. 512K, 64M, 2G")
-    })?;
-    let shift = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 0,
-        "k" | "kib" => 10,
-        "m" | "mib" => 20,
-        "g" | "gib" => 30,
-        "kb" | "mb" | "gb" => {
-            return Err(format!(
-                "`{text}`: write binary units, K, M or G (or KiB, MiB, GiB): 1M is 1048576 bytes"
-            ));
-        }
-        _ => {
-            return Err(format!(
-                "unknown unit `{}` in `{text}`: use K, M or G (binary: 1K = 1024 bytes)",
-                unit.trim()
-            ));
-        }
-    };
-    number
-        .checked_mul(1 << shift)
-        .ok_or_else(|| format!("`{text}` is too large"))
-}
-
-/// Parses a value of `PYMW_MAX_MESSAGE_BYTES`: a size as [`parse_size`]
+/// Parses a value of `PYMW_MAX_MESSAGE_BYTES`: a size as [`parse_size`](crate::units::parse_size)
 /// reads it, at least 1 KiB and at most [`MAX_MESSAGE_BYTES_CEILING`].
 pub fn parse_message_limit(text: &str) -> Result<u64, String> {
-    let bytes = parse_size(text)?;
+    let bytes = crate::units::parse_size(text)?;
     if bytes < 1024 {
         return Err(format!(
             "{bytes} bytes is too small to carry a task's envelope: give at least 1K"
@@ -853,16 +818,6 @@ mod tests {
 
     #[test]
     fn sizes_take_binary_units() {
-        assert_eq!(parse_size("4096"), Ok(4096));
-        assert_eq!(parse_size("64K"), Ok(64 << 10));
-        assert_eq!(parse_size("1M"), Ok(1 << 20));
-        assert_eq!(parse_size("1MiB"), Ok(1 << 20));
-        assert_eq!(parse_size("2G"), Ok(2 << 30));
-        assert_eq!(parse_size(" 2gib "), Ok(2 << 30));
-        assert!(parse_size("1MB").unwrap_err().contains("binary units"));
-        assert!(parse_size("1T").unwrap_err().contains("unknown unit"));
-        assert!(parse_size("lots").unwrap_err().contains("not a size"));
-        assert!(parse_size("").unwrap_err().contains("not a size"));
         assert_eq!(parse_message_limit("2G"), Ok(2 << 30));
         assert!(parse_message_limit("4G").unwrap_err().contains("4 GiB - 1"));
         assert!(parse_message_limit("10").unwrap_err().contains("too small"));

@@ -7,6 +7,12 @@
 //! BIN __pymw list                                         every task with its fingerprint
 //! ```
 //!
+//! In `worker` and `serve` a task runs as a normal program would: stdin at
+//! end-of-file (`/dev/null`; `serve`'s request and reply pipes live on
+//! close-on-exec descriptors no task or child sees), on a thread named
+//! `pymw-task` whose stack is bounded by `PYMW_TASK_STACK` (see
+//! [`task_stack_size`]; default 8 MiB).
+//!
 //! Backends add roles of their own (BOINC's app, validator and assimilator)
 //! through [`init_with`], which the `pymw` facade's `init` calls.
 //!
@@ -267,6 +273,11 @@ fn parse_worker_args(args: &[String]) -> Result<WorkerArgs, String> {
 pub fn run_worker(args: &WorkerArgs) -> WorkerExit {
     install_panic_hook();
     let started = Instant::now();
+    // A task reads stdin at end-of-file wherever it runs, whatever the
+    // engine left on descriptor 0.
+    if let Err(e) = sys::stdin_from_dev_null() {
+        eprintln!("pymw worker: cannot point stdin at /dev/null: {e}");
+    }
     let registry = Registry::global();
     let fail = |exit: WorkerExit, failure: Failure, stats: WorkerStats| {
         eprintln!("pymw worker: {failure}");
@@ -319,9 +330,22 @@ pub fn run_worker(args: &WorkerArgs) -> WorkerExit {
     if let Err(failure) = check_input(entry, &input) {
         return fail(WorkerExit::VersionSkew, failure, stats_since(started));
     }
+    let stack = match task_stack_size() {
+        Ok(stack) => stack,
+        Err(message) => {
+            let failure = Failure::TaskError { message };
+            return fail(WorkerExit::Usage, failure, stats_since(started));
+        }
+    };
     let mut value = Vec::new();
-    let result = (entry.invoke)(input.payload, &mut value)
-        .and_then(|()| value_fits(entry.name, &value, wire::max_message_bytes()));
+    let result = match on_task_thread(stack, || (entry.invoke)(input.payload, &mut value)) {
+        Ok(result) => {
+            result.and_then(|()| value_fits(entry.name, &value, wire::max_message_bytes()))
+        }
+        Err(e) => Err(Failure::TaskError {
+            message: format!("cannot start the task thread with a {stack}-byte stack: {e}"),
+        }),
+    };
     let stats = stats_since(started);
     let (exit, outcome) = match result {
         Ok(()) => (WorkerExit::Ok, Outcome::Ok(&value)),
@@ -442,9 +466,25 @@ fn value_fits(task: &str, value: &[u8], limit: u64) -> Result<(), Failure> {
 /// Replies are batched: they are written when the requests read so far are
 /// all answered, when 256 KiB are waiting, or every 2 ms, so tiny tasks cost
 /// about one write per batch and long tasks still report promptly.
+///
+/// Tasks run on one long-lived task thread with a bounded stack
+/// ([`task_stack_size`]); the whole loop runs there, so a tiny task costs no
+/// hand-over between threads.
 pub fn serve() -> std::io::Result<()> {
     install_panic_hook();
-    let mut protocol_out = sys::take_stdout_for_protocol()?;
+    let stack = task_stack_size()
+        .map_err(|message| std::io::Error::new(std::io::ErrorKind::InvalidInput, message))?;
+    let pipes = sys::take_stdio_for_protocol()?;
+    sys::kill_group_on_master_death()?;
+    on_task_thread(stack, move || serve_on(pipes))?
+}
+
+fn serve_on(pipes: sys::ProtocolPipes) -> std::io::Result<()> {
+    let sys::ProtocolPipes {
+        requests: mut stdin,
+        replies: mut protocol_out,
+        marks: mut stderr_marks,
+    } = pipes;
     let registry = Registry::global();
     let host = sys::host_name();
     let hello = frame::Hello {
@@ -456,8 +496,9 @@ pub fn serve() -> std::io::Result<()> {
     protocol_out.write_all(&frame::encode_hello(&hello))?;
     let tasks = registry.tasks();
     let limit = wire::max_message_bytes();
-    let mut stdin = std::io::stdin().lock();
     let mut input = frame::FrameReader::new(1 << 16);
+    // Replies answered so far: the sequence number of failure marks.
+    let mut seq: u64 = 0;
     let mut outbuf: Vec<u8> = Vec::with_capacity(1 << 16);
     let mut value = Vec::new();
     let mut last_flush = Instant::now();
@@ -506,6 +547,15 @@ pub fn serve() -> std::io::Result<()> {
                 }
             }
             frame::finish_reply(&mut outbuf, at);
+            // Everything the task wrote to stderr is in the pipe before the
+            // mark, and the mark before the reply: the backend knows that a
+            // failure's stderr tail is complete when it has read the mark,
+            // without waiting for quiet. Decided on the finished reply, so
+            // that every failed reply has its mark, whatever made it fail.
+            if frame::parse_reply(&outbuf[at + 4..]).status == frame::STATUS_FAILED {
+                let _ = stderr_marks.write_all(&failure_mark(seq));
+            }
+            seq += 1;
             input.consume(used);
             if outbuf.len() >= FLUSH_BYTES || (now - last_flush).as_nanos() >= FLUSH_EVERY_NS {
                 peak_rss_kib = sys::process_usage().1;
@@ -532,6 +582,68 @@ pub fn serve() -> std::io::Result<()> {
     }
 }
 
+/// The first half of a failure mark: the `serve` role writes
+/// `FAILURE_MARK_MAGIC` and the failed reply's sequence number (replies
+/// counted from 0, little-endian `u64`) to stderr right after a task fails,
+/// in one write (atomic on a pipe). The local backend strips marks from the
+/// stderr it keeps and forwards.
+pub const FAILURE_MARK_MAGIC: [u8; 8] = *b"\0PYMW-F\0";
+/// The length of a failure mark.
+pub const FAILURE_MARK_LEN: usize = 16;
+
+/// The failure mark of reply `seq`.
+pub fn failure_mark(seq: u64) -> [u8; FAILURE_MARK_LEN] {
+    let mut mark = [0u8; FAILURE_MARK_LEN];
+    mark[..8].copy_from_slice(&FAILURE_MARK_MAGIC);
+    mark[8..].copy_from_slice(&seq.to_le_bytes());
+    mark
+}
+
+/// The environment variable that sets the task thread's stack size.
+pub const TASK_STACK_ENV: &str = "PYMW_TASK_STACK";
+/// The task thread's stack size unless [`TASK_STACK_ENV`] says otherwise.
+pub const DEFAULT_TASK_STACK: usize = 8 << 20;
+
+/// The stack size of the thread tasks run on: `PYMW_TASK_STACK` (bytes, or
+/// a whole number with a binary suffix `K`, `M` or `G`: `64M`), from 64 KiB
+/// to 64 GiB; 8 MiB when unset. A task that overflows it ends its worker
+/// with SIGABRT and "thread 'pymw-task' has overflowed its stack" on
+/// stderr, on every backend, instead of growing with whatever stack limit
+/// the engine gives the main thread (unlimited on some HTCondor pools).
+pub fn task_stack_size() -> Result<usize, String> {
+    match std::env::var(TASK_STACK_ENV) {
+        Err(std::env::VarError::NotPresent) => Ok(DEFAULT_TASK_STACK),
+        Err(std::env::VarError::NotUnicode(value)) => Err(format!(
+            "{TASK_STACK_ENV}={value:?} is not a size: write e.g. 64M"
+        )),
+        Ok(value) => {
+            parse_stack_size(&value).map_err(|e| format!("{TASK_STACK_ENV}={value:?}: {e}"))
+        }
+    }
+}
+
+fn parse_stack_size(text: &str) -> Result<usize, String> {
+    let bytes = crate::units::parse_size(text)?;
+    if !(64 << 10..=64 << 30).contains(&bytes) {
+        return Err("the stack must be between 64K and 64G".into());
+    }
+    usize::try_from(bytes).map_err(|_| "too large for this machine".to_owned())
+}
+
+/// Runs `f` on a thread named `pymw-task` with a stack of `stack` bytes and
+/// waits for it. A panic that escapes `f` goes on in the caller.
+fn on_task_thread<T: Send>(stack: usize, f: impl FnOnce() -> T + Send) -> std::io::Result<T> {
+    std::thread::scope(|scope| {
+        let handle = std::thread::Builder::new()
+            .name("pymw-task".into())
+            .stack_size(stack)
+            .spawn_scoped(scope, f)?;
+        Ok(handle
+            .join()
+            .unwrap_or_else(|payload| std::panic::resume_unwind(payload)))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -547,6 +659,16 @@ mod tests {
                 )
             }
             other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn stack_sizes_parse_strictly() {
+        assert_eq!(parse_stack_size("64M"), Ok(64 << 20));
+        assert_eq!(parse_stack_size("65536"), Ok(65536));
+        assert_eq!(parse_stack_size("1G"), Ok(1 << 30));
+        for bad in ["", "M", "8MB", "-8M", "1K", "65G", "99999999999999999999"] {
+            assert!(parse_stack_size(bad).is_err(), "{bad:?} was accepted");
         }
     }
 
