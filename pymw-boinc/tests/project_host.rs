@@ -78,12 +78,14 @@ fn stub(path: &Path, name: &str, logs: &Path, answers: &Path) {
          # Recorded-output stub of BOINC 7.20.5's {name}, for tests only (no BOINC\n\
          # server can run in CI): logs its argv, cwd and stdin, answers with output\n\
          # recorded from the real program.\n\
-         n=$(ls '{logs}' | grep -c '^{name}\\..*\\.argv$')\n\
+         n=$(ls '{logs}' | grep -c '^{name}\\..*\\.cwd$')\n\
          log='{logs}/{name}.'$n\n\
-         printf '%s\\n' \"$@\" > \"$log.argv\"\n\
          pwd > \"$log.cwd\"\n\
          for a in \"$@\"; do case \"$a\" in --defaults-extra-file=*) cp \"${{a#*=}}\" \"$log.cnf\";; esac; done\n\
          cat > \"$log.stdin\"\n\
+         # The argv file last, renamed into place: a reader that sees it sees\n\
+         # the whole call (stdin included).\n\
+         printf '%s\\n' \"$@\" > \"$log.argv.partial\" && mv \"$log.argv.partial\" \"$log.argv\"\n\
          cat '{answers}/{name}.stdout' 2>/dev/null\n\
          cat '{answers}/{name}.stderr' >&2 2>/dev/null\n\
          exit $(cat '{answers}/{name}.exit' 2>/dev/null || echo 0)\n",
