@@ -16,6 +16,9 @@ step "format and lints"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 
+step "every feature combination of the facade builds and passes clippy"
+scripts/check-features.sh
+
 step "workspace tests (unit, doc, UI, property, local conformance)"
 cargo test --workspace
 
