@@ -18,7 +18,7 @@ fail() {
     exit 1
 }
 
-need_root
+need_root "it runs BOINC tools as the project user"
 [[ -f $CACHE/ready ]] || fail "the testbed is not up: run testbeds/boinc/up.sh first"
 client_pid >/dev/null || fail "the BOINC client is not running: run testbeds/boinc/up.sh"
 mariadb_up || fail "MariaDB is not running: run testbeds/boinc/up.sh"

@@ -20,12 +20,12 @@ case ${1:-} in
         ;;
     *) die "unknown argument '$1' (try --help)" ;;
 esac
-need_root
+need_root "it stops services"
 [[ -d $CACHE ]] || {
     log "nothing to stop: $CACHE does not exist"
     exit 0
 }
-take_lock
+take_lock 900
 rm -f "$CACHE/ready"
 
 if pid=$(client_pid); then

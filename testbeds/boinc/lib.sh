@@ -16,24 +16,12 @@
 
 TESTBED_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 REPO_ROOT=$(cd "$TESTBED_SRC/../.." && pwd -P)
-
-boinc_cache_dir() {
-    local base=${PYMW_TESTBED_DIR:-/var/cache/pymw-testbed}
-    case $base in
-        /*) ;;
-        *) base=$PWD/$base ;;
-    esac
-    if [[ -d $base ]]; then
-        base=$(cd "$base" && pwd -P)
-    fi
-    case $base in
-        *[[:space:]]*) die "PYMW_TESTBED_DIR must not contain whitespace: '$base'" ;;
-    esac
-    printf '%s/boinc\n' "${base%/}"
-}
+TESTBED_NAME=boinc
+# shellcheck source=../common.sh
+. "$TESTBED_SRC/../common.sh"
 
 set_paths() {
-    CACHE=$(boinc_cache_dir)
+    CACHE=$(testbed_cache_dir)
     SERVER=$CACHE/server
     SERVER_SRC=$SERVER/boinc-7.20.5-server
     PROJECT_NAME=pymw
@@ -53,24 +41,6 @@ set_paths() {
     TARBALL=${PYMW_BOINC_TARBALL:-$REPO_ROOT/../shared/boinc-src/boinc-7.20.5-server.tar.xz}
     MARKER=.pymw-testbed-built
     HOST_SHORT=$(hostname -s)
-}
-
-log() { printf '[boinc-testbed] %s\n' "$*" >&2; }
-
-die() {
-    printf '[boinc-testbed] ERROR: %s\n' "$*" >&2
-    exit 1
-}
-
-need_root() {
-    [[ $(id -u) -eq 0 ]] || die "$(basename "$0") must run as root (it installs packages and starts services)"
-}
-
-# Serialise up.sh and down.sh on one lock file (fd 9).
-take_lock() {
-    mkdir -p "$CACHE"
-    exec 9>>"$CACHE/.lock"
-    flock -w 900 9 || die "could not take $CACHE/.lock within 900 s"
 }
 
 # Run a command as the project's user, from the project directory when it

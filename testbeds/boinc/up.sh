@@ -35,26 +35,6 @@ print_env() {
     printf 'export PYMW_BOINC_CLIENT_PASSWD=%q\n' "$GUI_RPC_PASSWD"
 }
 
-# write_if_changed FILE MODE: stdin becomes FILE unless FILE already has exactly
-# that content and mode. Sets CHANGED=1 when it wrote.
-write_if_changed() {
-    local dest=$1 mode=$2 content tmp
-    content=$(
-        cat
-        printf x
-    )
-    content=${content%x}
-    if [[ -f $dest ]] && [[ $(stat -c %a "$dest") == "$mode" ]] &&
-        cmp -s "$dest" <(printf '%s' "$content"); then
-        return 0
-    fi
-    tmp=$(mktemp "$dest.XXXXXX")
-    printf '%s' "$content" >"$tmp"
-    chmod "$mode" "$tmp"
-    mv -f "$tmp" "$dest"
-    CHANGED=1
-}
-
 install_packages() {
     local missing=() p
     for p in "${PACKAGES[@]}"; do
@@ -510,9 +490,9 @@ main() {
         "") ;;
         *) die "unknown argument '$1' (try --help)" ;;
     esac
-    need_root
+    need_root "it installs packages and starts services"
     local t0=$SECONDS
-    take_lock
+    take_lock 900
     set_paths
     install_packages
     build_server

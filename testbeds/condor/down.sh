@@ -19,7 +19,7 @@ case ${1:-} in
     "") ;;
     *) die "unknown argument '$1' (try --help)" ;;
 esac
-need_root
+need_root "it uses chroot and mount"
 
 if [[ ! -d $CACHE ]]; then
     log "nothing to do: $CACHE does not exist"

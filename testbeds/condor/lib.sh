@@ -11,26 +11,12 @@
 #     .lock      serialises up.sh and down.sh
 
 TESTBED_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
-
-# The cache path is made absolute but symlinks are not resolved here: up.sh
-# creates it and then resolves it once it exists.
-condor_cache_dir() {
-    local base=${PYMW_TESTBED_DIR:-/var/cache/pymw-testbed}
-    case $base in
-        /*) ;;
-        *) base=$PWD/$base ;;
-    esac
-    if [[ -d $base ]]; then
-        base=$(cd "$base" && pwd -P)
-    fi
-    case $base in
-        *[[:space:]]*) die "PYMW_TESTBED_DIR must not contain whitespace: '$base'" ;;
-    esac
-    printf '%s/condor\n' "${base%/}"
-}
+TESTBED_NAME=condor
+# shellcheck source=../common.sh
+. "$TESTBED_SRC/../common.sh"
 
 set_paths() {
-    CACHE=$(condor_cache_dir)
+    CACHE=$(testbed_cache_dir)
     ROOT=$CACHE/root
     ROOT_TMP=$CACHE/root.tmp
     SHARED=$CACHE/shared
@@ -42,24 +28,6 @@ set_paths() {
     CONDOR_TOOLS=(condor_submit condor_q condor_rm condor_history condor_wait
         condor_hold condor_release condor_qedit condor_status condor_version
         condor_userlog)
-}
-
-log() { printf '[condor-testbed] %s\n' "$*" >&2; }
-
-die() {
-    printf '[condor-testbed] ERROR: %s\n' "$*" >&2
-    exit 1
-}
-
-need_root() {
-    [[ $(id -u) -eq 0 ]] || die "$(basename "$0") must run as root (it uses chroot and mount)"
-}
-
-# Serialise up.sh and down.sh on one lock file (fd 9).
-take_lock() {
-    mkdir -p "$CACHE"
-    exec 9>>"$CACHE/.lock"
-    flock -w 600 9 || die "could not take $CACHE/.lock within 600 s"
 }
 
 # Mount points at or under $1, deepest first (from /proc/self/mountinfo).

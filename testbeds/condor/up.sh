@@ -29,26 +29,6 @@ print_env() {
     printf 'export PYMW_CONDOR_SHARED_DIR=%q\n' "$SHARED"
 }
 
-# write_if_changed FILE MODE: stdin becomes FILE unless FILE already has exactly
-# that content and mode. Sets CHANGED=1 when it wrote.
-write_if_changed() {
-    local dest=$1 mode=$2 content tmp
-    content=$(
-        cat
-        printf x
-    )
-    content=${content%x}
-    if [[ -f $dest ]] && [[ $(stat -c %a "$dest") == "$mode" ]] &&
-        cmp -s "$dest" <(printf '%s' "$content"); then
-        return 0
-    fi
-    tmp=$(mktemp "$dest.XXXXXX")
-    printf '%s' "$content" >"$tmp"
-    chmod "$mode" "$tmp"
-    mv -f "$tmp" "$dest"
-    CHANGED=1
-}
-
 # The Debian mirror the host's own apt uses: the first deb entry whose suite is
 # the host's release code name, from one-line .list files or deb822 .sources.
 host_mirror() {
@@ -334,7 +314,7 @@ main() {
         "") ;;
         *) die "unknown argument '$1' (try --help)" ;;
     esac
-    need_root
+    need_root "it uses chroot and mount"
     local t0=$SECONDS pid
     take_lock
     set_paths # the cache dir exists now: resolve symlinks in its path
