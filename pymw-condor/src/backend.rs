@@ -26,6 +26,7 @@
 //! `condor_rm` and `condor_release`, each once for everything that is
 //! waiting.
 
+use crate::environment::job_environment;
 use crate::eventlog::{EventLogError, EventLogFollower};
 use crate::submit::{SubmitDescription, SubmitTask, check_item};
 use crate::submit_output::parse_submit_output;
@@ -691,6 +692,8 @@ struct Shared {
     paths: RunPaths,
     /// Platforms with a checked binary, the master's own first.
     platforms: Vec<Platform>,
+    /// The master's settings every job gets (see [`job_environment`]).
+    environment: Vec<(String, String)>,
     dir_mode: u32,
     state: Mutex<State>,
     wake: Condvar,
@@ -771,6 +774,7 @@ impl Shared {
         if let Some(r) = &config.requirements {
             requirements.push(format!("({})", r.trim()));
         }
+        d.environment = self.environment.clone();
         d.extra_commands = config.submit_commands.clone();
         for (key, value) in &resources.extra {
             if key.eq_ignore_ascii_case("requirements") {
@@ -1083,6 +1087,7 @@ impl Backend for CondorBackend {
             tools,
             paths,
             platforms,
+            environment: job_environment(),
             dir_mode,
             state: Mutex::new(State {
                 pending: VecDeque::new(),

@@ -14,6 +14,7 @@
 //! - [`submit`] renders one submit description for one cluster of pymw tasks.
 //! - [`submit_output`] turns what `condor_submit -terse` printed into the
 //!   cluster and job ids, or into an error carrying HTCondor's message.
+//! - [`environment`] lists the master's settings every job gets.
 //! - [`query`] parses `condor_q -json` and `condor_history -json` output into
 //!   job ads.
 //!
@@ -21,6 +22,7 @@
 //! the recordings live in the shared fixtures and the tests run against them.
 
 pub mod backend;
+pub mod environment;
 pub mod eventlog;
 pub mod query;
 pub mod submit;
