@@ -633,34 +633,89 @@ impl Tools {
 }
 
 /// Runs a command to its end, killing it after `timeout`.
+///
+/// The child is waited for only here, through its [`std::process::Child`]:
+/// until this function reaps it, its pid cannot be reused, and
+/// [`Child::kill`](std::process::Child::kill) does nothing once it is reaped,
+/// so the kill can never reach another process. Its output is read by two
+/// threads; a grandchild that keeps a pipe open past the timeout is not
+/// waited for.
 fn run_with_timeout(mut command: Command, timeout: Duration) -> std::io::Result<Output> {
     command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let child = command.spawn()?;
-    let pid = child.id();
+    let mut child = command.spawn()?;
+    let deadline = Instant::now() + timeout;
+    let readers = read_to_end(child.stdout.take())
+        .and_then(|out| Ok((out, read_to_end(child.stderr.take())?)));
+    let (stdout, stderr) = match readers {
+        Ok(readers) => readers,
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(e);
+        }
+    };
+    let timed_out = || {
+        std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("no answer within {timeout:?}; killed"),
+        )
+    };
+    // Polled: condor_* tools take tens of milliseconds at least.
+    let mut pause = Duration::from_millis(1);
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            // Not reaped yet (only try_wait above reaps it): still our child.
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(timed_out());
+        }
+        std::thread::sleep(pause.min(deadline - now));
+        pause = (pause * 2).min(Duration::from_millis(20));
+    };
+    let rest = |rx: &mpsc::Receiver<Vec<u8>>| {
+        rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .map_err(|_| {
+                std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("it ended ({status}), but its output was still open after {timeout:?}"),
+                )
+            })
+    };
+    Ok(Output {
+        status,
+        stdout: rest(&stdout)?,
+        stderr: rest(&stderr)?,
+    })
+}
+
+/// Reads a pipe to its end on a thread of its own; the bytes arrive on the
+/// channel (none for no pipe).
+fn read_to_end(
+    pipe: Option<impl Read + Send + 'static>,
+) -> std::io::Result<mpsc::Receiver<Vec<u8>>> {
     let (tx, rx) = mpsc::channel();
-    std::thread::Builder::new()
-        .name("pymw-condor-cmd".into())
-        .spawn(move || {
-            let _ = tx.send(child.wait_with_output());
-        })?;
-    match rx.recv_timeout(timeout) {
-        Ok(result) => result,
-        Err(_) => {
-            // SAFETY: kill(2) on our child, not yet reaped (its waiter has
-            // not returned).
-            unsafe {
-                libc::kill(pid as libc::pid_t, libc::SIGKILL);
-            }
-            let _ = rx.recv();
-            Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!("no answer within {timeout:?}; killed"),
-            ))
+    match pipe {
+        Some(mut pipe) => {
+            std::thread::Builder::new()
+                .name("pymw-condor-cmd".into())
+                .spawn(move || {
+                    let mut bytes = Vec::new();
+                    let _ = pipe.read_to_end(&mut bytes);
+                    let _ = tx.send(bytes);
+                })?;
+        }
+        None => {
+            let _ = tx.send(Vec::new());
         }
     }
+    Ok(rx)
 }
 
 fn text_of(output: &Output) -> String {
@@ -1875,6 +1930,80 @@ mod tests {
         for bad in ["46.3", "46.3@tasks/17", "x@/a/b/c", "46.3@/"] {
             assert_eq!(parse_job_ref(bad), None, "{bad}");
         }
+    }
+
+    fn sh(script: &str) -> Command {
+        let mut command = Command::new("/bin/sh");
+        command.args(["-c", script]);
+        command
+    }
+
+    #[test]
+    fn commands_run_to_their_end() {
+        let output = run_with_timeout(
+            sh("echo out; echo err >&2; exit 3"),
+            Duration::from_secs(30),
+        )
+        .unwrap();
+        assert_eq!(output.status.code(), Some(3));
+        assert_eq!(output.stdout, b"out\n");
+        assert_eq!(output.stderr, b"err\n");
+        // More than a pipe holds, on both pipes at once: no deadlock.
+        let output = run_with_timeout(
+            sh("head -c 300000 /dev/zero; head -c 300000 /dev/zero >&2"),
+            Duration::from_secs(30),
+        )
+        .unwrap();
+        assert!(output.status.success());
+        assert_eq!(
+            (output.stdout.len(), output.stderr.len()),
+            (300_000, 300_000)
+        );
+        let e = run_with_timeout(Command::new("/nonexistent/tool"), Duration::from_secs(1))
+            .unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn commands_are_killed_after_the_timeout() {
+        let dir = std::env::temp_dir().join(format!("pymw-condor-timeout-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pid_file = dir.join("pid");
+        let began = Instant::now();
+        let e = run_with_timeout(
+            sh(&format!("echo $$ > {}; exec sleep 30", pid_file.display())),
+            Duration::from_millis(300),
+        )
+        .unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::TimedOut, "{e}");
+        assert!(
+            began.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            began.elapsed()
+        );
+        // Killed and reaped: the process is gone, not a zombie.
+        let pid = std::fs::read_to_string(&pid_file).unwrap();
+        assert!(
+            !Path::new(&format!("/proc/{}", pid.trim())).exists(),
+            "process {pid} is still there"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_grandchild_holding_the_output_open_is_not_waited_for() {
+        // The shell ends at once, its background sleep keeps stdout open for
+        // 4 s: the answer comes at the timeout, not when the sleep ends.
+        let began = Instant::now();
+        let e =
+            run_with_timeout(sh("sleep 4 & echo started"), Duration::from_millis(300)).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::TimedOut, "{e}");
+        assert!(e.to_string().contains("output was still open"), "{e}");
+        assert!(
+            began.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            began.elapsed()
+        );
     }
 
     #[test]
