@@ -909,6 +909,54 @@ fn life_name(prefix: &str) -> String {
     name
 }
 
+/// The run directories of the masters of resumable run `run` under `base`
+/// ([`life_name`]s `RUN-YYYYMMDDTHHMMSSZ-PID[-N]` holding a `submit`
+/// directory), except those of masters that are alive in another process.
+fn master_dirs(base: &Path, run: &str) -> Vec<PathBuf> {
+    let prefix = format!("{}-", sanitize(run));
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let name = entry.file_name();
+            let pid = life_pid(name.to_str()?.strip_prefix(&prefix)?)?;
+            let path = entry.path();
+            (path.join("submit").is_dir() && (pid == std::process::id() || !process_alive(pid)))
+                .then_some(path)
+        })
+        .collect()
+}
+
+/// The pid of a [`life_name`] without its prefix: `YYYYMMDDTHHMMSSZ-PID[-N]`.
+fn life_pid(rest: &str) -> Option<u32> {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let (time, rest) = rest.split_at_checked(16)?;
+    let (date, clock) = time.split_once('T')?;
+    let clock = clock.strip_suffix('Z')?;
+    if date.len() != 8 || clock.len() != 6 || !digits(date) || !digits(clock) {
+        return None;
+    }
+    let mut parts = rest.strip_prefix('-')?.split('-');
+    let pid = parts.next().filter(|p| digits(p))?.parse().ok()?;
+    match (parts.next(), parts.next()) {
+        (None, _) => Some(pid),
+        (Some(n), None) if digits(n) => Some(pid),
+        _ => None,
+    }
+}
+
+/// Whether a process with this pid exists (signal 0 sends nothing).
+fn process_alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: kill with signal 0 only checks that the process exists.
+    let found = unsafe { libc::kill(pid, 0) } == 0;
+    found || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
 /// Year, month, day of a day count since 1970-01-01 (Howard Hinnant's algorithm).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -1303,13 +1351,38 @@ impl Backend for CondorBackend {
                     .0;
             }
         }
+        // The directories of every earlier master of a resumable run: also of
+        // those that only followed jobs (nobody follows theirs), or that died
+        // before anything they submitted was recorded.
+        let mut earlier = std::mem::take(&mut shared.lock().earlier_dirs);
+        if let Some(run) = &self.resumable
+            && !leave
+            && let Some(base) = shared.paths.dir.parent()
+        {
+            let others: Vec<PathBuf> = master_dirs(base, run)
+                .into_iter()
+                .filter(|dir| *dir != shared.paths.dir)
+                .collect();
+            if !others.is_empty() {
+                // Jobs of the run still queued now are of no use: their
+                // earlier masters' records were lost with them.
+                let constraint = batch_constraint(&shared.paths.name);
+                if let Err(e) = shared.tools.run("condor_rm", &["-constraint", &constraint]) {
+                    tracing::warn!(error = %e, "cannot remove this run's jobs");
+                }
+            }
+            for dir in others {
+                if !earlier.contains(&dir) {
+                    earlier.push(dir);
+                }
+            }
+        }
         shared.lock().stop_follower = true;
         let _ = shared.commands.send(JobCommand::Stop);
         for thread in threads {
             let _ = thread.join();
         }
         if !leave && !shared.config.keep_files {
-            let earlier = std::mem::take(&mut shared.lock().earlier_dirs);
             for dir in earlier.iter().chain([&shared.paths.dir]) {
                 if let Err(e) = std::fs::remove_dir_all(dir) {
                     tracing::debug!(dir = %dir.display(), error = %e, "cannot remove a run directory");
@@ -2070,6 +2143,60 @@ mod tests {
             assert_eq!(host.suffix(), "LINUX.X86_64");
         }
         assert!(valid_platform_word(&host.opsys) && valid_platform_word(&host.arch));
+    }
+
+    #[test]
+    fn the_masters_of_a_run_are_found_by_their_directories() {
+        let name = life_name("my run");
+        let rest = name.strip_prefix("my_run-").unwrap();
+        assert_eq!(life_pid(rest), Some(std::process::id()));
+        assert_eq!(life_pid("20261204T162327Z-4242"), Some(4242));
+        assert_eq!(life_pid("20261204T162327Z-4242-3"), Some(4242));
+        for bad in [
+            "20261204T162327Z",
+            "20261204T162327Z-",
+            "20261204T162327-4242",
+            "2026124T162327Z-4242",
+            "20261204T162327Z-42x",
+            "20261204T162327Z-4242-3-1",
+            // A run named like a master of another: `run-2026...-5`.
+            "20261204T162327Z-5-20261204T162328Z-6",
+        ] {
+            assert_eq!(life_pid(bad), None, "{bad}");
+        }
+
+        let base = std::env::temp_dir().join(format!("pymw-condor-masters-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let make = |name: &str, run_dir: bool| {
+            let dir = base.join(name);
+            std::fs::create_dir_all(if run_dir {
+                dir.join("submit")
+            } else {
+                dir.clone()
+            })
+            .unwrap();
+            dir
+        };
+        // A pid no process has (above the kernel's pid_max).
+        let dead = 99_999_999;
+        let alive = std::process::id();
+        let parent = std::os::unix::process::parent_id();
+        let mut expected = vec![
+            make(&format!("run-20261204T162327Z-{dead}"), true),
+            make(&format!("run-20261204T162327Z-{alive}-2"), true),
+        ];
+        // Another live process's master, another run, a look-alike without
+        // a run's layout, and a run whose name extends this one's.
+        make(&format!("run-20261204T162327Z-{parent}"), true);
+        make(&format!("other-20261204T162327Z-{dead}"), true);
+        make(&format!("run-20261204T162327Z-{}", dead + 1), false);
+        make(&format!("run-x-20261204T162327Z-{dead}"), true);
+        let mut found = master_dirs(&base, "run");
+        found.sort();
+        expected.sort();
+        assert_eq!(found, expected);
+        assert!(master_dirs(&base.join("missing"), "run").is_empty());
+        std::fs::remove_dir_all(&base).unwrap();
     }
 
     #[test]
