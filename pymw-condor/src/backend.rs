@@ -14,7 +14,17 @@
 //!   tasks/KEY/out          the output envelope (empty if the worker died before writing it),
 //!   tasks/KEY/stdout       and what the job printed
 //!   tasks/KEY/stderr
+//!   master                 the master's host name (a resumable run's later masters read it)
 //! ```
+//!
+//! # A resumable run (`--run NAME`)
+//!
+//! Every master of the run has a directory of its own, `NAME-TIME-PID`, and
+//! its jobs stay when it dies, for the next master to follow through that
+//! directory's event log. The master that ends normally (the run's last one)
+//! removes the run's stray jobs and the directories of every earlier master
+//! on this host that is no longer alive, also of those that only followed
+//! jobs.
 //!
 //! # Threads
 //!
@@ -247,7 +257,10 @@ pub struct CondorConfig {
     pub request_disk_mib: Option<u64>,
     /// More submit commands for every job, such as
     /// `("+AccountingGroup", "\"group_physics.alice\"")`; values are written
-    /// verbatim (quote ClassAd strings yourself).
+    /// verbatim (quote ClassAd strings yourself). The variables of an
+    /// `environment` command (`"A=x B='y z'"`, HTCondor's new syntax) are
+    /// merged with those pymw passes itself (see
+    /// [`crate::environment::job_environment`]) into one command.
     pub submit_commands: Vec<(String, String)>,
     /// Binaries for other platforms of a heterogeneous pool.
     pub executables: Vec<ExtraExecutable>,
@@ -387,7 +400,7 @@ pub struct CondorArgs {
     /// HTCondor: request_disk of each job (MiB, or with a unit: 512M, 2G)
     #[arg(long, value_name = "SIZE", value_parser = parse_mib)]
     pub condor_request_disk: Option<u64>,
-    /// HTCondor: one more submit command for every job, KEY=VALUE (repeatable)
+    /// HTCondor: one more submit command for every job, KEY=VALUE (repeatable); environment="A=x B='y z'" is merged with pymw's own variables
     #[arg(long = "condor-submit-command", value_name = "KEY=VALUE", value_parser = parse_submit_command)]
     pub condor_submit_commands: Vec<(String, String)>,
     /// HTCondor: a binary for another platform, TARGET=PATH with TARGET a target triple or OPSYS/ARCH (repeatable)
@@ -909,22 +922,35 @@ fn life_name(prefix: &str) -> String {
     name
 }
 
+/// The file in a run directory that names the master's host.
+const MASTER_FILE: &str = "master";
+
 /// The run directories of the masters of resumable run `run` under `base`
 /// ([`life_name`]s `RUN-YYYYMMDDTHHMMSSZ-PID[-N]` holding a `submit`
-/// directory), except those of masters that are alive in another process.
+/// directory), except those of masters that are alive in another process,
+/// and those of masters on another host (whose pids mean nothing here).
 fn master_dirs(base: &Path, run: &str) -> Vec<PathBuf> {
     let prefix = format!("{}-", sanitize(run));
     let Ok(entries) = std::fs::read_dir(base) else {
         return Vec::new();
     };
+    let host = pymw_core::sys::host_name();
     entries
         .filter_map(Result::ok)
         .filter_map(|entry| {
             let name = entry.file_name();
             let pid = life_pid(name.to_str()?.strip_prefix(&prefix)?)?;
             let path = entry.path();
-            (path.join("submit").is_dir() && (pid == std::process::id() || !process_alive(pid)))
-                .then_some(path)
+            if !path.join("submit").is_dir() {
+                return None;
+            }
+            // Missing: a master killed while making its directory.
+            if let Ok(text) = std::fs::read_to_string(path.join(MASTER_FILE))
+                && text.trim() != host
+            {
+                return None;
+            }
+            (pid == std::process::id() || !process_alive(pid)).then_some(path)
         })
         .collect()
 }
@@ -1102,6 +1128,9 @@ fn prepare(
         let placeholder = placeholder_dir.join("out");
         std::fs::write(&placeholder, b"")
             .map_err(|e| format!("cannot create {}: {e}", placeholder.display()))?;
+        let master = dir.join(MASTER_FILE);
+        std::fs::write(&master, format!("{}\n", pymw_core::sys::host_name()))
+            .map_err(|e| format!("cannot create {}: {e}", master.display()))?;
         let tools = Tools {
             dir: config.tool_dir.clone(),
             name: config.schedd_name.clone(),
@@ -2185,9 +2214,17 @@ mod tests {
             make(&format!("run-20261204T162327Z-{dead}"), true),
             make(&format!("run-20261204T162327Z-{alive}-2"), true),
         ];
-        // Another live process's master, another run, a look-alike without
-        // a run's layout, and a run whose name extends this one's.
+        // Another live process's master, a master on another host, another
+        // run, a look-alike without a run's layout, and a run whose name
+        // extends this one's.
         make(&format!("run-20261204T162327Z-{parent}"), true);
+        let elsewhere = make(&format!("run-20261204T162327Z-{}", dead + 2), true);
+        std::fs::write(elsewhere.join(MASTER_FILE), "some-other-host\n").unwrap();
+        std::fs::write(
+            expected[0].join(MASTER_FILE),
+            format!("{}\n", pymw_core::sys::host_name()),
+        )
+        .unwrap();
         make(&format!("other-20261204T162327Z-{dead}"), true);
         make(&format!("run-20261204T162327Z-{}", dead + 1), false);
         make(&format!("run-x-20261204T162327Z-{dead}"), true);

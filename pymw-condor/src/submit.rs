@@ -390,7 +390,9 @@ impl SubmitDescription {
             ("log", event_log.to_owned()),
             // A removed job (a timeout, a cancel, a master that ends) leaves
             // at once: with the default SIGTERM, a job that ignores it kept
-            // its slot until the machine's vacate time (minutes) ran out.
+            // its slot until it ended or the machine's vacate time ran out
+            // (MachineMaxVacateTime, 10 minutes by default). Either command
+            // alone was enough on 23.9.6; pymw's workers need no grace.
             ("kill_sig", "SIGKILL".to_owned()),
             ("job_max_vacate_time", "0".to_owned()),
         ];

@@ -864,8 +864,10 @@ fn only_job(name: &str) -> Result<String, String> {
 }
 
 /// Longest a removed job may take to leave the queue and free its slot
-/// (measured: well under a second; HTCondor's default grace period for a
-/// job that ignores SIGTERM was the whole 120 s of its sleep).
+/// after the master's timeout (measured: about 1 s). With HTCondor's default
+/// SIGTERM, a job that ignores it keeps its slot until it ends or the
+/// machine's vacate time (10 minutes by default) runs out: here, the 120 s
+/// of its sleep.
 const REMOVAL_BOUND: Duration = Duration::from_secs(20);
 
 fn timed_out_job_that_ignores_sigterm_leaves_at_once(_: &Harness) -> CaseResult {
