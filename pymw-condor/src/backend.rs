@@ -2130,6 +2130,26 @@ mod tests {
             parse_submit_command("periodic_hold = a == b"),
             Ok(("periodic_hold".into(), "a == b".into()))
         );
+        // --condor-submit-command 'environment="A=x B=y"': two variables,
+        // merged with pymw's own into one command.
+        let (key, value) = parse_submit_command("environment=\"A=x B=y\"").unwrap();
+        let mut d = SubmitDescription::new("/r/bin", "/r/events.log", "run");
+        d.tasks.push(SubmitTask {
+            task_id: "1".into(),
+            task_name: "t".into(),
+            task_dir: "/r/tasks/1".into(),
+        });
+        d.environment = vec![("PYMW_MAX_MESSAGE_BYTES".into(), "4096".into())];
+        d.extra_commands.push((key, value));
+        let text = d.render().unwrap();
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("environment"))
+            .collect();
+        assert_eq!(
+            lines,
+            ["environment             = \"PYMW_MAX_MESSAGE_BYTES=4096 A=x B=y\""]
+        );
         assert!(parse_submit_command("novalue").is_err());
         assert!(parse_submit_command("=x").is_err());
     }
