@@ -301,15 +301,7 @@ fn removed_from_outside_is_lost_as_removed(_: &Harness) -> CaseResult {
     wait_until("the job to start", Duration::from_secs(120), || {
         master.status().running == 1
     })?;
-    let constraint = format!("JobBatchName == \"{name}\"");
-    let (ok, ids) = condor(
-        "condor_q",
-        &["-constraint", &constraint, "-af", "ClusterId", "ProcId"],
-    )
-    .map_err(|e| e.to_string())?;
-    ensure!(ok, "condor_q: {ids}");
-    let id = ids.split_whitespace().collect::<Vec<_>>().join(".");
-    ensure!(id.split('.').count() == 2, "job of the run: {ids:?}");
+    let id = only_job(&name)?;
     let (ok, text) = condor("condor_rm", &[&id]).map_err(|e| e.to_string())?;
     ensure!(ok, "condor_rm {id}: {text}");
     match handle.wait() {
