@@ -673,8 +673,11 @@ fn interrupted_master_leaves_no_job(_: &Harness) -> CaseResult {
 
 /// How long each task of [`resumable_master`] sleeps: two end while no
 /// master is alive, two are still running when the second and the third
-/// master start.
-const RESUMED_SLEEPS: [u64; 4] = [1_000, 1_000, 30_000, 30_000];
+/// master start. The short ones are long enough for the first master to be
+/// killed before they end: a master killed after it read a job's end but
+/// before it recorded the result leaves a task whose files are gone, which
+/// the next master rightly runs again.
+const RESUMED_SLEEPS: [u64; 4] = [5_000, 5_000, 30_000, 30_000];
 
 /// The child's side of [`killed_master_of_a_run_is_followed_not_resubmitted`]:
 /// a master of the named run `RUN` (run store under `STORE_ROOT`, run
@@ -757,8 +760,8 @@ fn killed_master_of_a_run_is_followed_not_resubmitted(_: &Harness) -> CaseResult
             .stdout(std::process::Stdio::piped());
         command.spawn().map_err(|e| e.to_string())
     };
-    // Starts a master and kills it once it says `running N`.
-    let start_and_kill = |which: &str, running: usize| -> CaseResult {
+    // Starts a master and kills it `grace` after it says `running N`.
+    let start_and_kill = |which: &str, running: usize, grace: Duration| -> CaseResult {
         let mut child = start()?;
         let stdout = std::io::BufReader::new(child.stdout.take().expect("piped"));
         let wanted = format!("running {running}");
@@ -768,6 +771,7 @@ fn killed_master_of_a_run_is_followed_not_resubmitted(_: &Harness) -> CaseResult
             let found = line == wanted;
             said.push(line);
             if found {
+                std::thread::sleep(grace);
                 child.kill().map_err(|e| e.to_string())?;
                 let _ = child.wait();
                 return Ok(());
@@ -779,7 +783,7 @@ fn killed_master_of_a_run_is_followed_not_resubmitted(_: &Harness) -> CaseResult
         ))
     };
     // The first master: killed once every job runs.
-    start_and_kill("first", RESUMED_SLEEPS.len())?;
+    start_and_kill("first", RESUMED_SLEEPS.len(), Duration::ZERO)?;
     let submitted = jobs_ever(&run)?;
     ensure!(
         submitted.len() == RESUMED_SLEEPS.len(),
@@ -797,9 +801,10 @@ fn killed_master_of_a_run_is_followed_not_resubmitted(_: &Harness) -> CaseResult
     )
     .map_err(|e| format!("{e}: live jobs {live:?}"))?;
 
-    // The second master follows the long ones, and is killed too: its
-    // directory holds nothing a later master follows.
-    start_and_kill("second", 2)?;
+    // The second master follows the long ones, and is killed too (once the
+    // short ones' results are surely recorded): its directory holds nothing
+    // a later master follows.
+    start_and_kill("second", 2, Duration::from_secs(2))?;
     // The third master follows them (through the first master's event log):
     // no job is submitted again, and no master's directory is left.
     let began = Instant::now();
