@@ -14,7 +14,17 @@
 //!   tasks/KEY/out          the output envelope (empty if the worker died before writing it),
 //!   tasks/KEY/stdout       and what the job printed
 //!   tasks/KEY/stderr
+//!   master                 the master's host name (a resumable run's later masters read it)
 //! ```
+//!
+//! # A resumable run (`--run NAME`)
+//!
+//! Every master of the run has a directory of its own, `NAME-TIME-PID`, and
+//! its jobs stay when it dies, for the next master to follow through that
+//! directory's event log. The master that ends normally (the run's last one)
+//! removes the run's stray jobs and the directories of every earlier master
+//! on this host that is no longer alive, also of those that only followed
+//! jobs.
 //!
 //! # Threads
 //!
@@ -33,6 +43,7 @@ use crate::tracker::{JobId, Step, Tracker};
 use pymw_core::backend::{
     AttemptKey, Backend, BackendError, Dispatch, Event, EventSink, Resources,
 };
+use pymw_core::job_env::job_environment;
 use pymw_core::registry::Registry;
 use pymw_core::wire;
 use std::collections::VecDeque;
@@ -246,7 +257,10 @@ pub struct CondorConfig {
     pub request_disk_mib: Option<u64>,
     /// More submit commands for every job, such as
     /// `("+AccountingGroup", "\"group_physics.alice\"")`; values are written
-    /// verbatim (quote ClassAd strings yourself).
+    /// verbatim (quote ClassAd strings yourself). The variables of an
+    /// `environment` command (`"A=x B='y z'"`, HTCondor's new syntax) are
+    /// merged with those pymw passes itself (see
+    /// [`pymw_core::job_env::job_environment`]) into one command.
     pub submit_commands: Vec<(String, String)>,
     /// Binaries for other platforms of a heterogeneous pool.
     pub executables: Vec<ExtraExecutable>,
@@ -386,7 +400,7 @@ pub struct CondorArgs {
     /// HTCondor: request_disk of each job (MiB, or with a unit: 512M, 2G)
     #[arg(long, value_name = "SIZE", value_parser = parse_mib)]
     pub condor_request_disk: Option<u64>,
-    /// HTCondor: one more submit command for every job, KEY=VALUE (repeatable)
+    /// HTCondor: one more submit command for every job, KEY=VALUE (repeatable); environment="A=x B='y z'" is merged with pymw's own variables
     #[arg(long = "condor-submit-command", value_name = "KEY=VALUE", value_parser = parse_submit_command)]
     pub condor_submit_commands: Vec<(String, String)>,
     /// HTCondor: a binary for another platform, TARGET=PATH with TARGET a target triple or OPSYS/ARCH (repeatable)
@@ -632,34 +646,89 @@ impl Tools {
 }
 
 /// Runs a command to its end, killing it after `timeout`.
+///
+/// The child is waited for only here, through its [`std::process::Child`]:
+/// until this function reaps it, its pid cannot be reused, and
+/// [`Child::kill`](std::process::Child::kill) does nothing once it is reaped,
+/// so the kill can never reach another process. Its output is read by two
+/// threads; a grandchild that keeps a pipe open past the timeout is not
+/// waited for.
 fn run_with_timeout(mut command: Command, timeout: Duration) -> std::io::Result<Output> {
     command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let child = command.spawn()?;
-    let pid = child.id();
+    let mut child = command.spawn()?;
+    let deadline = Instant::now() + timeout;
+    let readers = read_to_end(child.stdout.take())
+        .and_then(|out| Ok((out, read_to_end(child.stderr.take())?)));
+    let (stdout, stderr) = match readers {
+        Ok(readers) => readers,
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(e);
+        }
+    };
+    let timed_out = || {
+        std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("no answer within {timeout:?}; killed"),
+        )
+    };
+    // Polled: condor_* tools take tens of milliseconds at least.
+    let mut pause = Duration::from_millis(1);
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            // Not reaped yet (only try_wait above reaps it): still our child.
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(timed_out());
+        }
+        std::thread::sleep(pause.min(deadline - now));
+        pause = (pause * 2).min(Duration::from_millis(20));
+    };
+    let rest = |rx: &mpsc::Receiver<Vec<u8>>| {
+        rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .map_err(|_| {
+                std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("it ended ({status}), but its output was still open after {timeout:?}"),
+                )
+            })
+    };
+    Ok(Output {
+        status,
+        stdout: rest(&stdout)?,
+        stderr: rest(&stderr)?,
+    })
+}
+
+/// Reads a pipe to its end on a thread of its own; the bytes arrive on the
+/// channel (none for no pipe).
+fn read_to_end(
+    pipe: Option<impl Read + Send + 'static>,
+) -> std::io::Result<mpsc::Receiver<Vec<u8>>> {
     let (tx, rx) = mpsc::channel();
-    std::thread::Builder::new()
-        .name("pymw-condor-cmd".into())
-        .spawn(move || {
-            let _ = tx.send(child.wait_with_output());
-        })?;
-    match rx.recv_timeout(timeout) {
-        Ok(result) => result,
-        Err(_) => {
-            // SAFETY: kill(2) on our child, not yet reaped (its waiter has
-            // not returned).
-            unsafe {
-                libc::kill(pid as libc::pid_t, libc::SIGKILL);
-            }
-            let _ = rx.recv();
-            Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!("no answer within {timeout:?}; killed"),
-            ))
+    match pipe {
+        Some(mut pipe) => {
+            std::thread::Builder::new()
+                .name("pymw-condor-cmd".into())
+                .spawn(move || {
+                    let mut bytes = Vec::new();
+                    let _ = pipe.read_to_end(&mut bytes);
+                    let _ = tx.send(bytes);
+                })?;
+        }
+        None => {
+            let _ = tx.send(Vec::new());
         }
     }
+    Ok(rx)
 }
 
 fn text_of(output: &Output) -> String {
@@ -691,6 +760,8 @@ struct Shared {
     paths: RunPaths,
     /// Platforms with a checked binary, the master's own first.
     platforms: Vec<Platform>,
+    /// The master's settings every job gets (see [`job_environment`]).
+    environment: Vec<(String, String)>,
     dir_mode: u32,
     state: Mutex<State>,
     wake: Condvar,
@@ -771,6 +842,7 @@ impl Shared {
         if let Some(r) = &config.requirements {
             requirements.push(format!("({})", r.trim()));
         }
+        d.environment = self.environment.clone();
         d.extra_commands = config.submit_commands.clone();
         for (key, value) in &resources.extra {
             if key.eq_ignore_ascii_case("requirements") {
@@ -848,6 +920,67 @@ fn life_name(prefix: &str) -> String {
         name.push_str(&format!("-{n}"));
     }
     name
+}
+
+/// The file in a run directory that names the master's host.
+const MASTER_FILE: &str = "master";
+
+/// The run directories of the masters of resumable run `run` under `base`
+/// ([`life_name`]s `RUN-YYYYMMDDTHHMMSSZ-PID[-N]` holding a `submit`
+/// directory), except those of masters that are alive in another process,
+/// and those of masters on another host (whose pids mean nothing here).
+fn master_dirs(base: &Path, run: &str) -> Vec<PathBuf> {
+    let prefix = format!("{}-", sanitize(run));
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return Vec::new();
+    };
+    let host = pymw_core::sys::host_name();
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let name = entry.file_name();
+            let pid = life_pid(name.to_str()?.strip_prefix(&prefix)?)?;
+            let path = entry.path();
+            if !path.join("submit").is_dir() {
+                return None;
+            }
+            // Missing: a master killed while making its directory.
+            if let Ok(text) = std::fs::read_to_string(path.join(MASTER_FILE))
+                && text.trim() != host
+            {
+                return None;
+            }
+            (pid == std::process::id() || !process_alive(pid)).then_some(path)
+        })
+        .collect()
+}
+
+/// The pid of a [`life_name`] without its prefix: `YYYYMMDDTHHMMSSZ-PID[-N]`.
+fn life_pid(rest: &str) -> Option<u32> {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let (time, rest) = rest.split_at_checked(16)?;
+    let (date, clock) = time.split_once('T')?;
+    let clock = clock.strip_suffix('Z')?;
+    if date.len() != 8 || clock.len() != 6 || !digits(date) || !digits(clock) {
+        return None;
+    }
+    let mut parts = rest.strip_prefix('-')?.split('-');
+    let pid = parts.next().filter(|p| digits(p))?.parse().ok()?;
+    match (parts.next(), parts.next()) {
+        (None, _) => Some(pid),
+        (Some(n), None) if digits(n) => Some(pid),
+        _ => None,
+    }
+}
+
+/// Whether a process with this pid exists (signal 0 sends nothing).
+fn process_alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: kill with signal 0 only checks that the process exists.
+    let found = unsafe { libc::kill(pid, 0) } == 0;
+    found || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 /// Year, month, day of a day count since 1970-01-01 (Howard Hinnant's algorithm).
@@ -995,6 +1128,9 @@ fn prepare(
         let placeholder = placeholder_dir.join("out");
         std::fs::write(&placeholder, b"")
             .map_err(|e| format!("cannot create {}: {e}", placeholder.display()))?;
+        let master = dir.join(MASTER_FILE);
+        std::fs::write(&master, format!("{}\n", pymw_core::sys::host_name()))
+            .map_err(|e| format!("cannot create {}: {e}", master.display()))?;
         let tools = Tools {
             dir: config.tool_dir.clone(),
             name: config.schedd_name.clone(),
@@ -1083,6 +1219,7 @@ impl Backend for CondorBackend {
             tools,
             paths,
             platforms,
+            environment: job_environment(),
             dir_mode,
             state: Mutex::new(State {
                 pending: VecDeque::new(),
@@ -1243,13 +1380,38 @@ impl Backend for CondorBackend {
                     .0;
             }
         }
+        // The directories of every earlier master of a resumable run: also of
+        // those that only followed jobs (nobody follows theirs), or that died
+        // before anything they submitted was recorded.
+        let mut earlier = std::mem::take(&mut shared.lock().earlier_dirs);
+        if let Some(run) = &self.resumable
+            && !leave
+            && let Some(base) = shared.paths.dir.parent()
+        {
+            let others: Vec<PathBuf> = master_dirs(base, run)
+                .into_iter()
+                .filter(|dir| *dir != shared.paths.dir)
+                .collect();
+            if !others.is_empty() {
+                // Jobs of the run still queued now are of no use: their
+                // earlier masters' records were lost with them.
+                let constraint = batch_constraint(&shared.paths.name);
+                if let Err(e) = shared.tools.run("condor_rm", &["-constraint", &constraint]) {
+                    tracing::warn!(error = %e, "cannot remove this run's jobs");
+                }
+            }
+            for dir in others {
+                if !earlier.contains(&dir) {
+                    earlier.push(dir);
+                }
+            }
+        }
         shared.lock().stop_follower = true;
         let _ = shared.commands.send(JobCommand::Stop);
         for thread in threads {
             let _ = thread.join();
         }
         if !leave && !shared.config.keep_files {
-            let earlier = std::mem::take(&mut shared.lock().earlier_dirs);
             for dir in earlier.iter().chain([&shared.paths.dir]) {
                 if let Err(e) = std::fs::remove_dir_all(dir) {
                     tracing::debug!(dir = %dir.display(), error = %e, "cannot remove a run directory");
@@ -1872,6 +2034,80 @@ mod tests {
         }
     }
 
+    fn sh(script: &str) -> Command {
+        let mut command = Command::new("/bin/sh");
+        command.args(["-c", script]);
+        command
+    }
+
+    #[test]
+    fn commands_run_to_their_end() {
+        let output = run_with_timeout(
+            sh("echo out; echo err >&2; exit 3"),
+            Duration::from_secs(30),
+        )
+        .unwrap();
+        assert_eq!(output.status.code(), Some(3));
+        assert_eq!(output.stdout, b"out\n");
+        assert_eq!(output.stderr, b"err\n");
+        // More than a pipe holds, on both pipes at once: no deadlock.
+        let output = run_with_timeout(
+            sh("head -c 300000 /dev/zero; head -c 300000 /dev/zero >&2"),
+            Duration::from_secs(30),
+        )
+        .unwrap();
+        assert!(output.status.success());
+        assert_eq!(
+            (output.stdout.len(), output.stderr.len()),
+            (300_000, 300_000)
+        );
+        let e = run_with_timeout(Command::new("/nonexistent/tool"), Duration::from_secs(1))
+            .unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn commands_are_killed_after_the_timeout() {
+        let dir = std::env::temp_dir().join(format!("pymw-condor-timeout-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pid_file = dir.join("pid");
+        let began = Instant::now();
+        let e = run_with_timeout(
+            sh(&format!("echo $$ > {}; exec sleep 30", pid_file.display())),
+            Duration::from_millis(300),
+        )
+        .unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::TimedOut, "{e}");
+        assert!(
+            began.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            began.elapsed()
+        );
+        // Killed and reaped: the process is gone, not a zombie.
+        let pid = std::fs::read_to_string(&pid_file).unwrap();
+        assert!(
+            !Path::new(&format!("/proc/{}", pid.trim())).exists(),
+            "process {pid} is still there"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_grandchild_holding_the_output_open_is_not_waited_for() {
+        // The shell ends at once, its background sleep keeps stdout open for
+        // 4 s: the answer comes at the timeout, not when the sleep ends.
+        let began = Instant::now();
+        let e =
+            run_with_timeout(sh("sleep 4 & echo started"), Duration::from_millis(300)).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::TimedOut, "{e}");
+        assert!(e.to_string().contains("output was still open"), "{e}");
+        assert!(
+            began.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            began.elapsed()
+        );
+    }
+
     #[test]
     fn sizes_parse_to_mib() {
         assert_eq!(parse_mib("512"), Ok(512));
@@ -1893,6 +2129,26 @@ mod tests {
         assert_eq!(
             parse_submit_command("periodic_hold = a == b"),
             Ok(("periodic_hold".into(), "a == b".into()))
+        );
+        // --condor-submit-command 'environment="A=x B=y"': two variables,
+        // merged with pymw's own into one command.
+        let (key, value) = parse_submit_command("environment=\"A=x B=y\"").unwrap();
+        let mut d = SubmitDescription::new("/r/bin", "/r/events.log", "run");
+        d.tasks.push(SubmitTask {
+            task_id: "1".into(),
+            task_name: "t".into(),
+            task_dir: "/r/tasks/1".into(),
+        });
+        d.environment = vec![("PYMW_MAX_MESSAGE_BYTES".into(), "4096".into())];
+        d.extra_commands.push((key, value));
+        let text = d.render().unwrap();
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("environment"))
+            .collect();
+        assert_eq!(
+            lines,
+            ["environment             = \"PYMW_MAX_MESSAGE_BYTES=4096 A=x B=y\""]
         );
         assert!(parse_submit_command("novalue").is_err());
         assert!(parse_submit_command("=x").is_err());
@@ -1936,6 +2192,68 @@ mod tests {
             assert_eq!(host.suffix(), "LINUX.X86_64");
         }
         assert!(valid_platform_word(&host.opsys) && valid_platform_word(&host.arch));
+    }
+
+    #[test]
+    fn the_masters_of_a_run_are_found_by_their_directories() {
+        let name = life_name("my run");
+        let rest = name.strip_prefix("my_run-").unwrap();
+        assert_eq!(life_pid(rest), Some(std::process::id()));
+        assert_eq!(life_pid("20261204T162327Z-4242"), Some(4242));
+        assert_eq!(life_pid("20261204T162327Z-4242-3"), Some(4242));
+        for bad in [
+            "20261204T162327Z",
+            "20261204T162327Z-",
+            "20261204T162327-4242",
+            "2026124T162327Z-4242",
+            "20261204T162327Z-42x",
+            "20261204T162327Z-4242-3-1",
+            // A run named like a master of another: `run-2026...-5`.
+            "20261204T162327Z-5-20261204T162328Z-6",
+        ] {
+            assert_eq!(life_pid(bad), None, "{bad}");
+        }
+
+        let base = std::env::temp_dir().join(format!("pymw-condor-masters-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let make = |name: &str, run_dir: bool| {
+            let dir = base.join(name);
+            std::fs::create_dir_all(if run_dir {
+                dir.join("submit")
+            } else {
+                dir.clone()
+            })
+            .unwrap();
+            dir
+        };
+        // A pid no process has (above the kernel's pid_max).
+        let dead = 99_999_999;
+        let alive = std::process::id();
+        let parent = std::os::unix::process::parent_id();
+        let mut expected = vec![
+            make(&format!("run-20261204T162327Z-{dead}"), true),
+            make(&format!("run-20261204T162327Z-{alive}-2"), true),
+        ];
+        // Another live process's master, a master on another host, another
+        // run, a look-alike without a run's layout, and a run whose name
+        // extends this one's.
+        make(&format!("run-20261204T162327Z-{parent}"), true);
+        let elsewhere = make(&format!("run-20261204T162327Z-{}", dead + 2), true);
+        std::fs::write(elsewhere.join(MASTER_FILE), "some-other-host\n").unwrap();
+        std::fs::write(
+            expected[0].join(MASTER_FILE),
+            format!("{}\n", pymw_core::sys::host_name()),
+        )
+        .unwrap();
+        make(&format!("other-20261204T162327Z-{dead}"), true);
+        make(&format!("run-20261204T162327Z-{}", dead + 1), false);
+        make(&format!("run-x-20261204T162327Z-{dead}"), true);
+        let mut found = master_dirs(&base, "run");
+        found.sort();
+        expected.sort();
+        assert_eq!(found, expected);
+        assert!(master_dirs(&base.join("missing"), "run").is_empty());
+        std::fs::remove_dir_all(&base).unwrap();
     }
 
     #[test]

@@ -14,6 +14,7 @@
 //! - [`submit`] renders one submit description for one cluster of pymw tasks.
 //! - [`submit_output`] turns what `condor_submit -terse` printed into the
 //!   cluster and job ids, or into an error carrying HTCondor's message.
+//! - [`environment`] lists the master's settings every job gets.
 //! - [`query`] parses `condor_q -json` and `condor_history -json` output into
 //!   job ads.
 //!

@@ -95,10 +95,20 @@ pub struct SubmitDescription {
     /// `(OpSys == "LINUX") && (Arch == "X86_64")` for a heterogeneous pool.
     /// When `None`, HTCondor requires the submit machine's OpSys and Arch.
     pub requirements: Option<String>,
+    /// Environment variables of every job, `(NAME, VALUE)`, such as the
+    /// master's settings that must also hold in the worker (see
+    /// [`pymw_core::job_env::job_environment`]). Written as one `environment`
+    /// command in HTCondor's "new" syntax (see [`quote_environment`]).
+    /// Values are taken literally; a `$` is refused, as `condor_submit`
+    /// would expand it. Default: none.
+    pub environment: Vec<(String, String)>,
     /// More submit commands, written as `key = value` in this order, such as
     /// `("+AccountingGroup", "\"group_physics.alice\"")`. A value is written
     /// verbatim: quote ClassAd strings yourself. Keys that pymw sets itself
-    /// are refused.
+    /// are refused, except `environment` (or `env`): its variables are
+    /// merged into the one `environment` command, over
+    /// [`environment`](Self::environment)'s of the same name (see
+    /// [`parse_environment`]).
     pub extra_commands: Vec<(String, String)>,
     /// The tasks, one job each, in proc order.
     pub tasks: Vec<SubmitTask>,
@@ -139,6 +149,14 @@ pub enum SubmitError {
     DuplicateTaskId {
         /// The repeated id.
         task_id: String,
+    },
+    /// An environment variable cannot be passed to jobs.
+    #[error("invalid environment {value:?}: {reason}")]
+    InvalidEnvironment {
+        /// The `environment` value, or the `NAME=VALUE` entry.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
     },
     /// A pass-through command would override one pymw controls.
     #[error(
@@ -203,8 +221,24 @@ const RESERVED: &[(&str, &str)] = &[
     ("request_disk", "request_disk"),
     ("requestdisk", "request_disk"),
     ("requirements", "requirements"),
+    ("kill_sig", "kill_sig"),
+    ("killsig", "kill_sig"),
+    ("remove_kill_sig", "kill_sig"),
+    ("removekillsig", "kill_sig"),
+    ("job_max_vacate_time", "job_max_vacate_time"),
+    ("jobmaxvacatetime", "job_max_vacate_time"),
+    ("kill_sig_timeout", "job_max_vacate_time"),
+    ("killsigtimeout", "job_max_vacate_time"),
+    // The submit command `environment` is merged instead (ENVIRONMENT_KEYS);
+    // the job attributes behind it cannot be.
+    ("environment", "environment"),
+    ("env", "environment"),
     ("queue", "queue"),
 ];
+
+/// Submit commands that set the job's environment: their entries are merged
+/// into pymw's one `environment` command instead of replacing it.
+const ENVIRONMENT_KEYS: &[&str] = &["environment", "env", "environment2"];
 
 impl SubmitDescription {
     /// A description with pymw's defaults: text event log, files
@@ -242,6 +276,7 @@ impl SubmitDescription {
             request_memory_mib: None,
             request_disk_mib: None,
             requirements: None,
+            environment: Vec::new(),
             extra_commands: Vec::new(),
             tasks: Vec::new(),
         }
@@ -279,11 +314,40 @@ impl SubmitDescription {
             Some(r) => Some(line_value("requirements", r)?),
             None => None,
         };
-        let extra = self
-            .extra_commands
-            .iter()
-            .map(|(key, value)| extra_command(key, value))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut environment = Vec::with_capacity(self.environment.len());
+        for (name, value) in &self.environment {
+            environment_entry(name, value)?;
+            if value.contains('$') {
+                return Err(SubmitError::InvalidEnvironment {
+                    value: format!("{name}={value}"),
+                    reason:
+                        "a value pymw passes must not contain $ (condor_submit would expand it)"
+                            .into(),
+                });
+            }
+            set_variable(&mut environment, name, value);
+        }
+        let mut extra = Vec::with_capacity(self.extra_commands.len());
+        for (key, value) in &self.extra_commands {
+            if ENVIRONMENT_KEYS
+                .iter()
+                .any(|k| k.eq_ignore_ascii_case(key.trim()))
+            {
+                for (name, value) in parse_environment(value)? {
+                    if name.starts_with("PYMW_") {
+                        return Err(SubmitError::InvalidEnvironment {
+                            value: format!("{name}={value}"),
+                            reason: "PYMW_ variables are the master's settings: set them in the master's \
+                                     environment, and pymw passes them to every job"
+                                .into(),
+                        });
+                    }
+                    set_variable(&mut environment, &name, &value);
+                }
+            } else {
+                extra.push(extra_command(key, value)?);
+            }
+        }
         let rows = self.item_rows()?;
 
         let arguments = quote_arguments(&[
@@ -324,7 +388,17 @@ impl SubmitDescription {
             ("output", stdout.to_owned()),
             ("error", stderr.to_owned()),
             ("log", event_log.to_owned()),
+            // A removed job (a timeout, a cancel, a master that ends) leaves
+            // at once: with the default SIGTERM, a job that ignores it kept
+            // its slot until it ended or the machine's vacate time ran out
+            // (MachineMaxVacateTime, 10 minutes by default). Either command
+            // alone was enough on 23.9.6; pymw's workers need no grace.
+            ("kill_sig", "SIGKILL".to_owned()),
+            ("job_max_vacate_time", "0".to_owned()),
         ];
+        if !environment.is_empty() {
+            commands.push(("environment", quote_environment(&environment)));
+        }
         if self.event_log_format == EventLogFormat::Json {
             // 1 = XML, 2 = JSON; the only switch that worked on 23.9.6.
             commands.push(("+UserLogUseXML", "2".to_owned()));
@@ -396,6 +470,149 @@ pub fn quote_arguments(args: &[&str]) -> String {
         })
         .collect();
     format!("\"{}\"", quoted.join(" "))
+}
+
+/// Quote environment variables in the submit language's "new syntax": the
+/// whole list in double quotes, entries `NAME=VALUE` separated by spaces, a
+/// value with spaces, tabs or single quotes wrapped in single quotes with `'`
+/// doubled, and every `"` doubled.
+pub fn quote_environment(entries: &[(String, String)]) -> String {
+    let quoted: Vec<String> = entries
+        .iter()
+        .map(|(name, value)| {
+            let value = if value.contains([' ', '\t', '\'']) {
+                format!("'{}'", value.replace('\'', "''"))
+            } else {
+                value.clone()
+            };
+            format!("{name}={value}").replace('"', "\"\"")
+        })
+        .collect();
+    format!("\"{}\"", quoted.join(" "))
+}
+
+/// The variables of an `environment` submit command's value, as
+/// `condor_submit` reads them.
+///
+/// The "new" syntax is the whole value in double quotes (`""` for a `"`),
+/// entries separated by spaces or tabs, single quotes around anything with
+/// spaces (`''` for a `'`): `"A=x B='y z'"`. Without the double quotes it
+/// is the "old" syntax, entries separated by `;`, in which spaces are part of
+/// the values: `A=x B=y` would set `A` to `x B=y`. Such a value (whitespace
+/// in an old-syntax entry) is refused as almost certainly not meant; write
+/// the new syntax. `$(...)` macros are kept for `condor_submit` to expand.
+pub fn parse_environment(value: &str) -> Result<Vec<(String, String)>, SubmitError> {
+    let bad = |reason: &str| SubmitError::InvalidEnvironment {
+        value: value.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let text = value.trim();
+    if text.chars().any(|c| c.is_control() && c != '\t') {
+        return Err(bad("must not contain newlines or control characters"));
+    }
+    let mut entries = Vec::new();
+    let mut add = |entry: &str| -> Result<(), SubmitError> {
+        let Some((name, value)) = entry.split_once('=') else {
+            return Err(SubmitError::InvalidEnvironment {
+                value: entry.to_owned(),
+                reason: "an entry is NAME=VALUE".into(),
+            });
+        };
+        environment_entry(name, value)?;
+        entries.push((name.to_owned(), value.to_owned()));
+        Ok(())
+    };
+    let Some(quoted) = text.strip_prefix('"') else {
+        for entry in text.split(';').filter(|e| !e.is_empty()) {
+            if entry.contains([' ', '\t']) {
+                return Err(bad(
+                    "without double quotes this is HTCondor's old syntax, in which spaces belong to the value \
+                     and only ; separates variables: write the new syntax, in double quotes, such as \
+                     environment=\"A=x B='y z'\"",
+                ));
+            }
+            add(entry)?;
+        }
+        return Ok(entries);
+    };
+    let Some(inner) = quoted.strip_suffix('"') else {
+        return Err(bad("the new syntax ends with a double quote"));
+    };
+    // Undo the doubled double quotes; a single one would end the value early.
+    let mut unquoted = String::with_capacity(inner.len());
+    let mut chars = inner.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '"' && chars.next_if_eq(&'"').is_none() {
+            return Err(bad(
+                "a double quote inside the value must be doubled (\"\")",
+            ));
+        }
+        unquoted.push(c);
+    }
+    // Split on whitespace outside single quotes; '' inside them is a '.
+    let mut entry = String::new();
+    let mut in_entry = false;
+    let mut chars = unquoted.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                in_entry = true;
+                loop {
+                    match chars.next() {
+                        Some('\'') if chars.next_if_eq(&'\'').is_some() => entry.push('\''),
+                        Some('\'') => break,
+                        Some(c) => entry.push(c),
+                        None => return Err(bad("a single quote is not closed")),
+                    }
+                }
+            }
+            ' ' | '\t' => {
+                if std::mem::take(&mut in_entry) {
+                    add(&std::mem::take(&mut entry))?;
+                }
+            }
+            c => {
+                in_entry = true;
+                entry.push(c);
+            }
+        }
+    }
+    if in_entry {
+        add(&entry)?;
+    }
+    Ok(entries)
+}
+
+/// Checks one variable: a name without `=`, whitespace or quotes, and a
+/// value on one line.
+fn environment_entry(name: &str, value: &str) -> Result<(), SubmitError> {
+    let bad = |reason: &str| SubmitError::InvalidEnvironment {
+        value: format!("{name}={value}"),
+        reason: reason.to_owned(),
+    };
+    if name.is_empty() {
+        return Err(bad("the variable's name is empty"));
+    }
+    if name.contains(['=', '"', '\'']) || name.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(bad(
+            "a variable's name must not contain =, quotes, whitespace or control characters",
+        ));
+    }
+    if value.chars().any(|c| c.is_control() && c != '\t') {
+        return Err(bad(
+            "a value must not contain newlines or control characters",
+        ));
+    }
+    Ok(())
+}
+
+/// Sets `name` in `environment`: in place when it is there already.
+fn set_variable(environment: &mut Vec<(String, String)>, name: &str, value: &str) {
+    match environment.iter_mut().find(|(n, _)| n == name) {
+        Some(entry) => entry.1 = value.to_owned(),
+        None => environment.push((name.to_owned(), value.to_owned())),
+    }
 }
 
 fn invalid(field: &str, value: &str, reason: &'static str) -> SubmitError {
@@ -563,6 +780,8 @@ transfer_output_files   = output.bin
 output                  = stdout.txt
 error                   = stderr.txt
 log                     = /srv/run/events.log
+kill_sig                = SIGKILL
+job_max_vacate_time     = 0
 JobBatchName            = pymw-run1-b0
 +PymwTaskId             = "$(task_id)"
 submit_event_notes      = $(task_id)
@@ -588,6 +807,10 @@ queue task_id,task_name,task_dir from (
         d.request_disk_mib = Some(10);
         d.requirements = Some(r#"(OpSys == "LINUX") && (Arch == "X86_64")"#.into());
         d.shared_input_files = vec!["/srv/run/common.dat".into()];
+        d.environment = vec![
+            ("PYMW_MAX_MESSAGE_BYTES".into(), "4096".into()),
+            ("RUST_LOG".into(), "info,sim=debug x".into()),
+        ];
         d.extra_commands = vec![
             ("+AccountingGroup".into(), "\"group_physics.alice\"".into()),
             ("periodic_hold".into(), "MemoryUsage > RequestMemory".into()),
@@ -606,6 +829,9 @@ transfer_output_files   = output.bin
 output                  = stdout.txt
 error                   = stderr.txt
 log                     = /srv/run/events.log
+kill_sig                = SIGKILL
+job_max_vacate_time     = 0
+environment             = "PYMW_MAX_MESSAGE_BYTES=4096 RUST_LOG='info,sim=debug x'"
 +UserLogUseXML          = 2
 JobBatchName            = pymw-run1-b0
 +PymwTaskId             = "$(task_id)"
@@ -732,6 +958,15 @@ queue task_id,task_name,task_dir from (
             "queue",
             "+Requirements",
             "request_memory",
+            "kill_sig",
+            "KillSig",
+            "+KillSig",
+            "remove_kill_sig",
+            "job_max_vacate_time",
+            "+JobMaxVacateTime",
+            "kill_sig_timeout",
+            "+Environment",
+            "MY.Env",
         ] {
             let mut d = description();
             d.extra_commands = vec![(key.into(), "1".into())];
@@ -764,5 +999,140 @@ queue task_id,task_name,task_dir from (
                 .unwrap()
                 .contains("\nmax_retries             = 2\n")
         );
+    }
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    /// The `environment` line of a rendered description.
+    fn environment_line(d: &SubmitDescription) -> Option<String> {
+        d.render()
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("environment             = "))
+            .map(str::to_owned)
+    }
+
+    #[test]
+    fn quotes_the_environment_like_the_manual() {
+        // condor_submit manual, "environment", new syntax: this value gives
+        // one=1, two="2", three=spacey 'quoted' value.
+        let manual = vars(&[
+            ("one", "1"),
+            ("two", "\"2\""),
+            ("three", "spacey 'quoted' value"),
+        ]);
+        assert_eq!(
+            quote_environment(&manual),
+            r#""one=1 two=""2"" three='spacey ''quoted'' value'""#
+        );
+        assert_eq!(
+            parse_environment(r#""one=1 two=""2"" three='spacey ''quoted'' value'""#).unwrap(),
+            manual
+        );
+        // Every value comes back as it went in.
+        let odd = vars(&[
+            ("A", "x y"),
+            ("B", "it's"),
+            ("C", "\"q\""),
+            ("D", ""),
+            ("E", "a\"b 'c'"),
+            ("F", "tab\there"),
+            ("G", "a=b;c"),
+        ]);
+        assert_eq!(parse_environment(&quote_environment(&odd)).unwrap(), odd);
+        assert_eq!(quote_environment(&[]), "\"\"");
+    }
+
+    #[test]
+    fn parses_both_environment_syntaxes() {
+        assert_eq!(
+            parse_environment(r#""A=x B=y""#).unwrap(),
+            vars(&[("A", "x"), ("B", "y")])
+        );
+        assert_eq!(
+            parse_environment("\"  A=x\t 'B=y z'  C='' \"").unwrap(),
+            vars(&[("A", "x"), ("B", "y z"), ("C", "")])
+        );
+        assert_eq!(
+            parse_environment(r#""JOB=$(Cluster).$(Process)""#).unwrap(),
+            vars(&[("JOB", "$(Cluster).$(Process)")])
+        );
+        // The old syntax, without spaces: ; separates.
+        assert_eq!(
+            parse_environment("A=1;B=2;").unwrap(),
+            vars(&[("A", "1"), ("B", "2")])
+        );
+        for (bad, why) in [
+            // The reported case: HTCondor would set A to "x B=y".
+            ("A=x B=y", "old syntax"),
+            ("A=1; B=2", "old syntax"),
+            (r#""A=x"#, "ends with a double quote"),
+            (r#""A=x" "B=y""#, "must be doubled"),
+            (r#""A='x y""#, "not closed"),
+            (r#""A""#, "NAME=VALUE"),
+            (r#""=x""#, "name is empty"),
+            ("\"A=x\nqueue\"", "newlines"),
+        ] {
+            let e = parse_environment(bad).unwrap_err();
+            assert!(e.to_string().contains(why), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn user_environment_merges_into_one_line() {
+        let mut d = description();
+        d.environment = vars(&[("PYMW_MAX_MESSAGE_BYTES", "4096"), ("RUST_LOG", "warn")]);
+        d.extra_commands = vec![
+            ("environment".into(), r#""A=x B=y""#.into()),
+            ("+Foo".into(), "1".into()),
+            ("Env".into(), r#""RUST_LOG=debug C='1 2'""#.into()),
+        ];
+        let text = d.render().unwrap();
+        assert_eq!(
+            text.matches("\nenvironment").count(),
+            1,
+            "one environment command:\n{text}"
+        );
+        assert!(!text.contains("\nEnv "), "{text}");
+        assert_eq!(
+            environment_line(&d).unwrap(),
+            r#""PYMW_MAX_MESSAGE_BYTES=4096 RUST_LOG=debug A=x B=y C='1 2'""#
+        );
+        assert!(text.contains("\n+Foo                    = 1\n"), "{text}");
+        // Without variables there is no environment command.
+        assert_eq!(environment_line(&description()), None);
+    }
+
+    #[test]
+    fn environment_that_would_break_the_master_is_refused() {
+        let mut d = description();
+        d.extra_commands = vec![("environment".into(), r#""PYMW_MAX_MESSAGE_BYTES=1""#.into())];
+        assert!(err(&d).contains("master's settings"), "{}", err(&d));
+        for (name, value, why) in [
+            ("RUST_LOG", "$(HOME)", "must not contain $"),
+            ("A B", "1", "name must not"),
+            ("A=B", "1", "name must not"),
+            ("", "1", "name is empty"),
+            ("A", "1\n2", "newlines"),
+        ] {
+            let mut d = description();
+            d.environment = vars(&[(name, value)]);
+            assert!(err(&d).contains(why), "{name:?}={value:?}: {}", err(&d));
+        }
+    }
+
+    #[test]
+    fn removal_kills_at_once() {
+        let text = description().render().unwrap();
+        assert!(
+            text.contains("\nkill_sig                = SIGKILL\n"),
+            "{text}"
+        );
+        assert!(text.contains("\njob_max_vacate_time     = 0\n"), "{text}");
     }
 }

@@ -272,3 +272,26 @@ pub fn starts_sleep_and_waits(dir: String, secs: u64) -> u64 {
     std::thread::sleep(std::time::Duration::from_secs(secs));
     secs
 }
+
+/// Ignores SIGTERM, then sleeps `ms` milliseconds: only SIGKILL ends it early.
+#[pymw::task]
+pub fn ignores_sigterm(ms: u64) -> u64 {
+    // SAFETY: setting a signal's disposition to "ignore".
+    unsafe {
+        libc::signal(libc::SIGTERM, libc::SIG_IGN);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+    ms
+}
+
+/// The worker's environment variables of these names (`None`: not set).
+#[pymw::task]
+pub fn env_vars(names: Vec<String>) -> Vec<Option<String>> {
+    names.iter().map(|name| std::env::var(name).ok()).collect()
+}
+
+/// How many bytes there are.
+#[pymw::task]
+pub fn byte_count(bytes: Vec<u8>) -> u64 {
+    bytes.len() as u64
+}

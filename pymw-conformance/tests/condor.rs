@@ -2,8 +2,10 @@
 //! shows: a job held for an unreadable input (reported with its hold reason),
 //! a job removed from outside with `condor_rm`, an output corrupted before the
 //! master reads it, one cluster per batch, resources and names on the job ad,
-//! binaries for other platforms, and a killed master of a named run whose
-//! jobs the next master follows instead of submitting them again.
+//! binaries for other platforms, a killed master of a named run whose
+//! jobs the next master follows instead of submitting them again, a timed-out
+//! job that ignores SIGTERM and still leaves its slot at once, and the
+//! master's settings and the user's `environment` in the job.
 //!
 //! It needs a pool: `testbeds/condor/up.sh` (as root) and
 //! `eval "$(testbeds/condor/up.sh --print-env)"`, then
@@ -40,6 +42,10 @@ const ROLE_ENV: &str = "PYMW_CONDOR_TEST_ROLE";
 /// Set in a child copy of this binary to make it a master of a named run
 /// (`RUNS_DIR STORE_ROOT RUN`, see [`resumable_master`]).
 const RESUMABLE_ENV: &str = "PYMW_CONDOR_TEST_RESUMABLE";
+/// Set in a child copy of this binary to make it a master (run directories
+/// under the value) that reports what its jobs see of its settings, see
+/// [`settings_master`].
+const SETTINGS_ENV: &str = "PYMW_CONDOR_TEST_SETTINGS";
 
 fn main() {
     pymw::init();
@@ -49,6 +55,10 @@ fn main() {
     }
     if let Ok(role) = std::env::var(RESUMABLE_ENV) {
         resumable_master(&role);
+        return;
+    }
+    if let Ok(runs) = std::env::var(SETTINGS_ENV) {
+        settings_master(&runs);
         return;
     }
     let filters: Vec<String> = std::env::args()
@@ -140,6 +150,18 @@ fn main() {
         Case {
             name: "killed_master_of_a_run_is_followed_not_resubmitted",
             run: killed_master_of_a_run_is_followed_not_resubmitted,
+        },
+        Case {
+            name: "timed_out_job_that_ignores_sigterm_leaves_at_once",
+            run: timed_out_job_that_ignores_sigterm_leaves_at_once,
+        },
+        Case {
+            name: "master_settings_reach_the_job",
+            run: master_settings_reach_the_job,
+        },
+        Case {
+            name: "submitted_environment_reaches_the_job",
+            run: submitted_environment_reaches_the_job,
         },
     ];
     let code = pymw_conformance::run(&harness, extra, &filters);
@@ -279,15 +301,7 @@ fn removed_from_outside_is_lost_as_removed(_: &Harness) -> CaseResult {
     wait_until("the job to start", Duration::from_secs(120), || {
         master.status().running == 1
     })?;
-    let constraint = format!("JobBatchName == \"{name}\"");
-    let (ok, ids) = condor(
-        "condor_q",
-        &["-constraint", &constraint, "-af", "ClusterId", "ProcId"],
-    )
-    .map_err(|e| e.to_string())?;
-    ensure!(ok, "condor_q: {ids}");
-    let id = ids.split_whitespace().collect::<Vec<_>>().join(".");
-    ensure!(id.split('.').count() == 2, "job of the run: {ids:?}");
+    let id = only_job(&name)?;
     let (ok, text) = condor("condor_rm", &[&id]).map_err(|e| e.to_string())?;
     ensure!(ok, "condor_rm {id}: {text}");
     match handle.wait() {
@@ -658,13 +672,18 @@ fn interrupted_master_leaves_no_job(_: &Harness) -> CaseResult {
 }
 
 /// How long each task of [`resumable_master`] sleeps: two end while no
-/// master is alive, two are still running when the next master starts.
-const RESUMED_SLEEPS: [u64; 4] = [1_000, 1_000, 20_000, 20_000];
+/// master is alive, two are still running when the second and the third
+/// master start. The short ones are long enough for the first master to be
+/// killed before they end: a master killed after it read a job's end but
+/// before it recorded the result leaves a task whose files are gone, which
+/// the next master rightly runs again.
+const RESUMED_SLEEPS: [u64; 4] = [5_000, 5_000, 30_000, 30_000];
 
 /// The child's side of [`killed_master_of_a_run_is_followed_not_resubmitted`]:
 /// a master of the named run `RUN` (run store under `STORE_ROOT`, run
 /// directories under `RUNS_DIR`) maps `sleep_ms` over [`RESUMED_SLEEPS`],
-/// prints `running` once every job runs, and at the end prints the results.
+/// prints `running N` whenever the number of running tasks changes, and at
+/// the end prints the results.
 fn resumable_master(role: &str) {
     let words: Vec<&str> = role.split(' ').collect();
     let [runs, store_root, run] = words[..] else {
@@ -687,11 +706,12 @@ fn resumable_master(role: &str) {
     let done = std::sync::atomic::AtomicBool::new(false);
     let values: Vec<String> = std::thread::scope(|scope| {
         scope.spawn(|| {
-            let deadline = Instant::now() + Duration::from_secs(120);
-            while !done.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < deadline {
-                if master.status().running == RESUMED_SLEEPS.len() as u64 {
-                    println!("running");
-                    return;
+            let mut shown = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let running = master.status().running;
+                if running != shown {
+                    println!("running {running}");
+                    shown = running;
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
@@ -740,19 +760,35 @@ fn killed_master_of_a_run_is_followed_not_resubmitted(_: &Harness) -> CaseResult
             .stdout(std::process::Stdio::piped());
         command.spawn().map_err(|e| e.to_string())
     };
+    // Starts a master and kills it `grace` after it says `running N`.
+    let start_and_kill = |which: &str, running: usize, grace: Duration| -> CaseResult {
+        let mut child = start()?;
+        let stdout = std::io::BufReader::new(child.stdout.take().expect("piped"));
+        let wanted = format!("running {running}");
+        let mut said = Vec::new();
+        for line in stdout.lines() {
+            let line = line.map_err(|e| e.to_string())?;
+            let found = line == wanted;
+            said.push(line);
+            if found {
+                std::thread::sleep(grace);
+                child.kill().map_err(|e| e.to_string())?;
+                let _ = child.wait();
+                return Ok(());
+            }
+        }
+        let _ = child.wait();
+        Err(format!(
+            "the {which} master ended without saying {wanted:?}: {said:?}"
+        ))
+    };
     // The first master: killed once every job runs.
-    let mut first = start()?;
-    let mut stdout = std::io::BufReader::new(first.stdout.take().expect("piped"));
-    let mut line = String::new();
-    stdout.read_line(&mut line).map_err(|e| e.to_string())?;
-    ensure!(line.trim() == "running", "the first master said {line:?}");
+    start_and_kill("first", RESUMED_SLEEPS.len(), Duration::ZERO)?;
     let submitted = jobs_ever(&run)?;
     ensure!(
         submitted.len() == RESUMED_SLEEPS.len(),
         "jobs of the run before the kill: {submitted:?}"
     );
-    first.kill().map_err(|e| e.to_string())?;
-    let _ = first.wait();
     // Its jobs stay, and the short ones end while no master is alive.
     let mut live = Vec::new();
     wait_until(
@@ -765,13 +801,18 @@ fn killed_master_of_a_run_is_followed_not_resubmitted(_: &Harness) -> CaseResult
     )
     .map_err(|e| format!("{e}: live jobs {live:?}"))?;
 
-    // The second master follows them: no job is submitted again.
+    // The second master follows the long ones, and is killed too (once the
+    // short ones' results are surely recorded): its directory holds nothing
+    // a later master follows.
+    start_and_kill("second", 2, Duration::from_secs(2))?;
+    // The third master follows them (through the first master's event log):
+    // no job is submitted again, and no master's directory is left.
     let began = Instant::now();
-    let second = start()?;
-    let output = second.wait_with_output().map_err(|e| e.to_string())?;
+    let third = start()?;
+    let output = third.wait_with_output().map_err(|e| e.to_string())?;
     let took = began.elapsed();
     let text = String::from_utf8_lossy(&output.stdout);
-    ensure!(output.status.success(), "the second master failed: {text}");
+    ensure!(output.status.success(), "the third master failed: {text}");
     let expected: Vec<String> = RESUMED_SLEEPS.iter().map(u64::to_string).collect();
     let results = text
         .lines()
@@ -779,13 +820,13 @@ fn killed_master_of_a_run_is_followed_not_resubmitted(_: &Harness) -> CaseResult
         .unwrap_or_default();
     ensure!(
         results == expected.join(" "),
-        "the second master returned {results:?}, expected {:?}",
+        "the third master returned {results:?}, expected {:?}",
         expected.join(" ")
     );
     let jobs = jobs_ever(&run)?;
     ensure!(
         jobs == submitted,
-        "jobs of the run: {jobs:?}; the first master had submitted {submitted:?}: the second submitted again"
+        "jobs of the run: {jobs:?}; the first master had submitted {submitted:?}: a later one submitted again"
     );
     ensure!(live_jobs(&run)?.is_empty(), "jobs left after the run ended");
     let left: Vec<_> = std::fs::read_dir(runs)
@@ -799,8 +840,186 @@ fn killed_master_of_a_run_is_followed_not_resubmitted(_: &Harness) -> CaseResult
         "run directories left after the run ended: {left:?}"
     );
     println!(
-        "    {} jobs, each submitted once over two masters; the second took {took:.1?}",
+        "    {} jobs, each submitted once over three masters; the third took {took:.1?}",
         jobs.len()
+    );
+    Ok(())
+}
+
+/// The id (`cluster.proc`) of the one job of run `name` in the queue.
+fn only_job(name: &str) -> Result<String, String> {
+    let constraint = format!("JobBatchName == \"{name}\"");
+    let (ok, ids) = condor(
+        "condor_q",
+        &["-constraint", &constraint, "-af", "ClusterId", "ProcId"],
+    )
+    .map_err(|e| e.to_string())?;
+    ensure!(ok, "condor_q: {ids}");
+    let id = ids.split_whitespace().collect::<Vec<_>>().join(".");
+    ensure!(id.split('.').count() == 2, "the job of run {name}: {ids:?}");
+    Ok(id)
+}
+
+/// Longest a removed job may take to leave the queue and free its slot
+/// after the master's timeout (measured: about 1 s). With HTCondor's default
+/// SIGTERM, a job that ignores it keeps its slot until it ends or the
+/// machine's vacate time (10 minutes by default) runs out: here, the 120 s
+/// of its sleep.
+const REMOVAL_BOUND: Duration = Duration::from_secs(20);
+
+fn timed_out_job_that_ignores_sigterm_leaves_at_once(_: &Harness) -> CaseResult {
+    let (master, name, _) = named_master("sigterm", condor_config(), retries(0))?;
+    let handle = master.submit_with(
+        tasks::ignores_sigterm::task(),
+        120_000,
+        TaskOptions::default().timeout(Duration::from_secs(3)),
+    );
+    wait_until("the job to start", Duration::from_secs(120), || {
+        master.status().running == 1
+    })?;
+    let job = only_job(&name)?;
+    match handle.wait() {
+        Err(TaskError::TimedOut { .. }) => {}
+        other => return Err(format!("expected a timeout, got {other:?}")),
+    }
+    let timed_out = Instant::now();
+    let (mut queued, mut slots) = (String::new(), String::new());
+    wait_until("the job to leave the queue", REMOVAL_BOUND, || {
+        queued = condor(
+            "condor_q",
+            &[&job, "-af", "ClusterId", "ProcId", "JobStatus"],
+        )
+        .map_or_else(|e| e.to_string(), |(_, text)| text);
+        queued.is_empty()
+    })
+    .map_err(|e| format!("{e}: condor_q {job} says {queued:?}"))?;
+    let left_queue = timed_out.elapsed();
+    // A busy slot names its job; the dynamic slot goes when it is free.
+    wait_until("its slot to be free", REMOVAL_BOUND, || {
+        slots = condor(
+            "condor_status",
+            &["-af", "Name", "State", "Activity", "JobId"],
+        )
+        .map_or_else(|e| e.to_string(), |(_, text)| text);
+        !slots
+            .lines()
+            .any(|l| l.ends_with(&format!(" {job}")) || l.ends_with(&format!(" \"{job}\"")))
+    })
+    .map_err(|e| format!("{e}: slots {slots:?}"))?;
+    println!(
+        "    job {job} left the queue {left_queue:.1?} and its slot {:.1?} after the timeout",
+        timed_out.elapsed()
+    );
+    Ok(())
+}
+
+/// The settings [`settings_master`] runs with.
+const SMALL_LIMIT: &str = "65536";
+const CHILD_RUST_LOG: &str = "warn,pymw=info";
+
+/// The child's side of [`master_settings_reach_the_job`]: a master whose
+/// environment sets a small message size limit and RUST_LOG. It prints what
+/// its job sees of the forwarded variables (`env NAME=VALUE` or `env NAME`
+/// when unset) and what became of an input larger than the limit
+/// (`big OUTCOME`).
+fn settings_master(runs: &str) {
+    RUNS.set(PathBuf::from(runs)).expect("set once");
+    let (master, _, _) =
+        named_master("settings", condor_config(), retries(0)).expect("start a master");
+    let names = ["PYMW_MAX_MESSAGE_BYTES", "RUST_LOG", "RUST_BACKTRACE"];
+    let seen = master
+        .submit(
+            tasks::env_vars::task(),
+            names.iter().map(|n| n.to_string()).collect(),
+        )
+        .wait()
+        .expect("the environment task");
+    for (name, value) in names.iter().zip(seen) {
+        match value {
+            Some(value) => println!("env {name}={value}"),
+            None => println!("env {name}"),
+        }
+    }
+    let big = master
+        .submit(tasks::byte_count::task(), vec![7u8; 100_000])
+        .wait();
+    println!("big {big:?}");
+}
+
+fn master_settings_reach_the_job(_: &Harness) -> CaseResult {
+    let mut command = Command::new(std::env::current_exe().map_err(|e| e.to_string())?);
+    command
+        .env(SETTINGS_ENV, RUNS.get().expect("set in main"))
+        .env("PYMW_MAX_MESSAGE_BYTES", SMALL_LIMIT)
+        .env("RUST_LOG", CHILD_RUST_LOG)
+        .env_remove("RUST_BACKTRACE");
+    let output = command.output().map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    ensure!(
+        output.status.success(),
+        "the child master failed: {text}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for expected in [
+        format!("env PYMW_MAX_MESSAGE_BYTES={SMALL_LIMIT}"),
+        format!("env RUST_LOG={CHILD_RUST_LOG}"),
+        "env RUST_BACKTRACE".to_owned(),
+    ] {
+        ensure!(
+            text.lines().any(|l| l == expected),
+            "the job did not see `{expected}`: {text}"
+        );
+    }
+    // An input over the master's limit is refused in the job too (it ran,
+    // and counted the bytes, when jobs applied the default 1 GiB).
+    let big = text
+        .lines()
+        .find_map(|l| l.strip_prefix("big "))
+        .unwrap_or_default();
+    ensure!(
+        big.starts_with("Err(")
+            && big.contains("cannot read input")
+            && big.contains("over the limit"),
+        "an input of 100,000 bytes with a limit of {SMALL_LIMIT}: {big}"
+    );
+    Ok(())
+}
+
+fn submitted_environment_reaches_the_job(_: &Harness) -> CaseResult {
+    // What `--condor-submit-command 'environment="A=x B=y C='1 2'"'` gives.
+    let config = condor_config().submit_command("environment", "\"A=x B=y C='1 2'\"");
+    let (master, _, dir) = named_master("environment", config, pymw_conformance::quiet())?;
+    let names = ["A", "B", "C", "PYMW_MAX_MESSAGE_BYTES"];
+    let seen = master
+        .submit(
+            tasks::env_vars::task(),
+            names.iter().map(|n| n.to_string()).collect(),
+        )
+        .wait()
+        .map_err(|e| e.to_string())?;
+    let submit = std::fs::read_dir(dir.join("submit"))
+        .map_err(|e| e.to_string())?
+        .filter_map(Result::ok)
+        .find_map(|e| std::fs::read_to_string(e.path()).ok())
+        .unwrap_or_default();
+    let environment: Vec<&str> = submit
+        .lines()
+        .filter(|l| l.to_ascii_lowercase().starts_with("environment"))
+        .collect();
+    ensure!(
+        seen[..3] == [Some("x".into()), Some("y".into()), Some("1 2".into())],
+        "the job saw A, B, C = {:?}; environment commands {environment:?}",
+        &seen[..3]
+    );
+    // Merged with pymw's own variables into one command, not replaced.
+    ensure!(
+        seen[3].as_deref().is_some_and(|v| v.parse::<u64>().is_ok()),
+        "the job saw PYMW_MAX_MESSAGE_BYTES = {:?}; environment commands {environment:?}",
+        seen[3]
+    );
+    ensure!(
+        environment.len() == 1,
+        "environment commands: {environment:?}"
     );
     Ok(())
 }

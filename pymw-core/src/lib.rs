@@ -9,6 +9,7 @@ pub mod blocking;
 mod bytes;
 pub mod error;
 pub mod invoke;
+pub mod job_env;
 pub mod journal;
 pub mod layout;
 pub mod master;
