@@ -146,34 +146,21 @@ pub(crate) fn for_each_finished<S>(
             let (identity, outcome) = read().map_err(sql)?;
             each(state, identity, outcome);
         }
-        let superseded = superseded(conn).map_err(sql)?;
-        let mut stmt = conn
-            .prepare("SELECT first_seq, data FROM task_blocks ORDER BY id")
-            .map_err(sql)?;
-        let mut query = stmt.query([]).map_err(sql)?;
-        while let Some(row) = query.next().map_err(sql)? {
-            let first = row.get::<_, i64>(0).map_err(sql)? as u64;
-            let data = row.get_ref(1).and_then(|v| Ok(v.as_blob()?)).map_err(sql)?;
-            let tasks = block::decode(data).map_err(|e| corrupt(dir, e))?;
-            for (i, task) in tasks.into_iter().enumerate() {
-                if !superseded.is_empty() && superseded.contains(&(first + i as u64)) {
-                    continue;
-                }
-                each(
-                    state,
-                    TaskIdentity(task.identity),
-                    StoredOutcome::Done {
-                        value: StoredValue::Inline(task.value.to_vec()),
-                        stats: WorkerStats {
-                            wall_ns: task.wall_ns,
-                            cpu_ns: task.cpu_ns,
-                            peak_rss_kib: task.peak_rss_kib,
-                            host: task.host.to_string(),
-                        },
+        for_each_block_task(conn, dir, |task| {
+            each(
+                state,
+                TaskIdentity(task.identity),
+                StoredOutcome::Done {
+                    value: StoredValue::Inline(task.value.to_vec()),
+                    stats: WorkerStats {
+                        wall_ns: task.wall_ns,
+                        cpu_ns: task.cpu_ns,
+                        peak_rss_kib: task.peak_rss_kib,
+                        host: task.host.to_string(),
                     },
-                );
-            }
-        }
+                },
+            );
+        })?;
         Ok(())
     })();
     let _ = conn.execute_batch("COMMIT");
@@ -247,6 +234,26 @@ pub(crate) fn stale_results(
             *counts.entry(name.clone()).or_default() += n;
         }
     }
+    for_each_block_task(conn, dir, |task| {
+        if let Some(name) = stale.get(&task.kind) {
+            *counts.entry(name.clone()).or_default() += 1;
+        }
+    })?;
+    Ok(counts
+        .into_iter()
+        .filter(|&(_, results)| results > 0)
+        .map(|(task, results)| StaleResults { task, results })
+        .collect())
+}
+
+/// Calls `f` with every task packed in a block that has not been superseded
+/// by a later record of the same task.
+fn for_each_block_task(
+    conn: &Connection,
+    dir: &Path,
+    mut f: impl FnMut(&block::BlockTask<'_>),
+) -> Result<(), StoreError> {
+    let sql = |e| StoreError::sqlite(dir, e);
     let superseded = superseded(conn).map_err(sql)?;
     let mut stmt = conn
         .prepare("SELECT first_seq, data FROM task_blocks ORDER BY id")
@@ -257,19 +264,12 @@ pub(crate) fn stale_results(
         let data = row.get_ref(1).and_then(|v| Ok(v.as_blob()?)).map_err(sql)?;
         let tasks = block::decode(data).map_err(|e| corrupt(dir, e))?;
         for (i, task) in tasks.iter().enumerate() {
-            if superseded.contains(&(first + i as u64)) {
-                continue;
-            }
-            if let Some(name) = stale.get(&task.kind) {
-                *counts.entry(name.clone()).or_default() += 1;
+            if superseded.is_empty() || !superseded.contains(&(first + i as u64)) {
+                f(task);
             }
         }
     }
-    Ok(counts
-        .into_iter()
-        .filter(|&(_, results)| results > 0)
-        .map(|(task, results)| StaleResults { task, results })
-        .collect())
+    Ok(())
 }
 
 /// See [`crate::RunStore::in_flight`].
