@@ -334,6 +334,9 @@ pub(crate) struct ProjectEngine {
     threads: Vec<JoinHandle<()>>,
     /// Database updates of cancels, awaited at shutdown.
     cancels: Vec<JoinHandle<()>>,
+    /// Cancels the run's work units and removes its directory if this
+    /// process dies without shutting down ([`crate::reaper`]).
+    watcher: Option<crate::reaper::Watcher>,
 }
 
 impl ProjectEngine {
@@ -369,7 +372,6 @@ impl ProjectEngine {
         write_if_changed(&project.join(&result_template), &template)?;
         let run = spool::new_run_id_for(settings.run_name.as_deref());
         let run_dir = spool::spool_dir(&project).join(&run);
-        std::fs::create_dir_all(&run_dir).map_err(|e| format!("{}: {e}", run_dir.display()))?;
         let db = match Db::new(&config, &settings.mysql) {
             Ok(db) => Some(db),
             Err(e) => {
@@ -379,6 +381,40 @@ impl ProjectEngine {
                 None
             }
         };
+        // Masters that died without cleaning up (see crate::reaper).
+        crate::reaper::reap_dead(&project, db.as_ref());
+        std::fs::create_dir_all(&run_dir).map_err(|e| format!("{}: {e}", run_dir.display()))?;
+        let resumable = settings.run_name.is_some();
+        // A master that dies leaves no work unit running and no directory,
+        // unless the run is resumable or its work units are to be left.
+        let watcher = if resumable || settings.leave_running {
+            None
+        } else {
+            let exe =
+                std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
+            match crate::reaper::Watcher::spawn(
+                &exe,
+                &project,
+                &run,
+                settings.keep_files,
+                &settings.mysql,
+            ) {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    let _ = std::fs::remove_dir_all(&run_dir);
+                    return Err(format!("cannot start the work unit reaper (/bin/sh): {e}"));
+                }
+            }
+        };
+        if let Some(marker) =
+            crate::reaper::Marker::this_process(resumable, watcher.as_ref().map_or(0, |w| w.id()))
+            && let Err(e) = marker.write(&run_dir)
+        {
+            tracing::warn!(
+                "cannot write {}: {e}",
+                run_dir.join(crate::reaper::MARKER).display()
+            );
+        }
         let shared = Arc::new(Shared {
             events,
             run,
@@ -417,6 +453,7 @@ impl ProjectEngine {
             submit_tx: Some(submit_tx),
             threads,
             cancels: Vec::new(),
+            watcher,
         })
     }
 
@@ -515,6 +552,13 @@ impl ProjectEngine {
         if !settings.keep_files && !settings.leave_running {
             let _ = std::fs::remove_dir_all(&self.shared.run_dir);
         }
+        if settings.keep_files {
+            // A kept directory is the user's, not a dead master's to reap.
+            let _ = std::fs::remove_file(self.shared.run_dir.join(crate::reaper::MARKER));
+        }
+        if let Some(watcher) = self.watcher.take() {
+            watcher.dismiss();
+        }
     }
 }
 
@@ -576,6 +620,8 @@ pub fn install_app(
     let config = ProjectConfig::load(&project).map_err(|e| e.to_string())?;
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
     let installed = install(&settings, &exe)?;
+    let db = Db::new(&config, &settings.mysql).ok();
+    let reaped = crate::reaper::reap_dead(&project, db.as_ref());
     let mut report = format!(
         "app `{}` version {} for {}: {} ({})
 ",
@@ -589,6 +635,9 @@ pub fn install_app(
             "already installed"
         }
     );
+    for run in reaped {
+        report.push_str(&format!("reaped the run {run} of a master that is gone\n"));
+    }
     let daemons = PymwDaemons::new(settings.app.clone(), installed.binary.clone());
     for path in daemons.install_shims(&project).map_err(|e| e.to_string())? {
         report.push_str(&format!("shim script: {}\n", path.display()));
