@@ -534,6 +534,8 @@ impl ProjectEngine {
                 for dir in earlier_dirs {
                     // Only when empty: other work units of that master may
                     // still deliver there for a later master to follow.
+                    // (The marker of a resumable run is never acted on.)
+                    let _ = std::fs::remove_file(dir.join(crate::reaper::MARKER));
                     let _ = std::fs::remove_dir(dir);
                 }
             }
@@ -621,6 +623,11 @@ pub fn install_app(
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
     let installed = install(&settings, &exe)?;
     let db = Db::new(&config, &settings.mysql).ok();
+    if let Some(db) = &db
+        && let Err(e) = crate::reaper::release_outputs(db)
+    {
+        tracing::warn!("cannot release the held outputs of retired batches: {e}");
+    }
     let reaped = crate::reaper::reap_dead(&project, db.as_ref());
     let mut report = format!(
         "app `{}` version {} for {}: {} ({})

@@ -39,8 +39,8 @@
 //! (which marks only state 0 for deletion) nor `file_deleter` (states 1 and
 //! 3) touches. Once the batch is retired (or expired), [`release_query`]
 //! sets them to 1 (ready) and `file_deleter` removes the files. The release
-//! runs at every assimilation, at every project-host master's start and at
-//! `boinc-install`.
+//! runs whenever the assimilator meets a work unit of no project-host
+//! master, at `boinc-install`, and at `boinc-reap` without a run.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -211,15 +211,9 @@ pub fn reap_run(project: &Path, db: Option<&Db>, run: &str, keep_dir: bool) -> R
 }
 
 /// Reaps the run directories of dead masters that are not resumable (see
-/// the module docs) and releases held outputs of retired batches; returns
-/// the runs reaped. Directories without a marker (made by older pymw
+/// the module docs); returns the runs reaped. Directories without a marker (made by older pymw
 /// versions) are left alone.
 pub fn reap_dead(project: &Path, db: Option<&Db>) -> Vec<String> {
-    if let Some(db) = db
-        && let Err(e) = release_outputs(db)
-    {
-        tracing::warn!("cannot release the held outputs of retired batches: {e}");
-    }
     let Ok(entries) = std::fs::read_dir(spool::spool_dir(project)) else {
         return Vec::new();
     };
@@ -250,7 +244,8 @@ pub fn reap_dead(project: &Path, db: Option<&Db>) -> Vec<String> {
 
 /// The `boinc-reap` role: `BIN __pymw boinc-reap --boinc-project DIR [RUN
 /// [--keep-files]]`. With a run: cancel its unfinished work units and
-/// remove its directory (what the watcher runs). Without: [`reap_dead`].
+/// remove its directory (what the watcher runs). Without: release the held
+/// outputs of retired batches, then [`reap_dead`].
 /// The database is reached with `$PYMW_BOINC_MYSQL` (default `mysql`).
 pub fn role(args: Vec<String>) -> i32 {
     let mut project = None;
@@ -293,6 +288,11 @@ pub fn role(args: Vec<String>) -> i32 {
             }
         },
         None => {
+            if let Some(db) = &db
+                && let Err(e) = release_outputs(db)
+            {
+                eprintln!("pymw {ROLE}: cannot release the held outputs of retired batches: {e}");
+            }
             for run in reap_dead(&project, db.as_ref()) {
                 println!("reaped run {run}");
             }

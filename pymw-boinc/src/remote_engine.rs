@@ -309,6 +309,34 @@ impl Engine {
                     tracing::warn!("aborting {} unfinished BOINC jobs timed out", names.len())
                 }
             }
+            for name in names {
+                if let Some(t) = self.jobs.remove(&name) {
+                    self.job_over(t.batch);
+                }
+            }
+        }
+        // Batches with every job over (cancelled ones included, which no
+        // poll saw end) are retired, so that the server may delete their
+        // files and the assimilator releases what it held for them.
+        let over: Vec<u64> = self
+            .batches
+            .iter()
+            .filter(|&(id, &n)| {
+                n == 0
+                    && self
+                        .earlier_batches
+                        .get(id)
+                        .is_none_or(|&(njobs, ended)| ended >= njobs)
+            })
+            .map(|(&id, _)| id)
+            .collect();
+        for id in over {
+            match tokio::time::timeout(Duration::from_secs(30), self.client.retire_batch(id)).await
+            {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(batch = id, "retire_batch failed: {e}"),
+                Err(_) => tracing::warn!(batch = id, "retire_batch timed out"),
+            }
         }
     }
 
@@ -581,8 +609,8 @@ impl Engine {
                     Some(JobState::Error) => {
                         let key = tracked.key;
                         let stderr = match self.client.query_completed_job(&job.name).await {
-                            Ok(done) => done.stderr_out,
-                            Err(_) => None,
+                            Ok(done) if done.stderr_out.is_some() => done.stderr_out,
+                            _ => self.failed_stderr(job.id).await,
                         };
                         events.push(crate::events::remote_failure_event(
                             key,
@@ -613,6 +641,30 @@ impl Engine {
                 } else if let Err(e) = self.client.retire_batch(id).await {
                     tracing::warn!(batch = id, "retire_batch failed: {e}");
                 }
+            }
+        }
+    }
+
+    /// The stderr of the last failed result of job `job_id`, from the
+    /// project's task page, where `query_completed_job` cannot give it
+    /// (see [`RemoteClient::result_page_stderr`]).
+    async fn failed_stderr(&self, job_id: u64) -> Option<String> {
+        let instances = match self.client.query_job(job_id).await {
+            Ok(i) => i,
+            Err(e) => {
+                tracing::debug!(job_id, "query_job failed: {e}");
+                return None;
+            }
+        };
+        let failed = instances
+            .iter()
+            .rev()
+            .find(|i| i.state.to_ascii_lowercase().contains("error"))?;
+        match self.client.result_page_stderr(failed.id).await {
+            Ok(stderr) => stderr,
+            Err(e) => {
+                tracing::debug!(result = failed.id, "cannot read the task page: {e}");
+                None
             }
         }
     }
