@@ -1011,6 +1011,24 @@ fn earlier_run_dir(
     Ok(spool_dir.join(run))
 }
 
+/// Gives a new directory of the download hierarchy the group write and
+/// setgid bits of `download/` itself, whatever this process's umask: remote
+/// submission (`submit_rpc_handler.php`, run by the web server's user in
+/// the project's group) writes its inputs into the same directories, and
+/// answers "can't write to file" for a directory a master made 0755.
+fn share_like(dir: &Path, download_dir: &Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let shared = std::fs::metadata(download_dir).map_or(0, |m| m.permissions().mode() & 0o2070);
+    if shared != 0
+        && let Ok(m) = std::fs::metadata(dir)
+    {
+        let mode = m.permissions().mode() & 0o7777;
+        if mode & shared != shared {
+            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode | shared));
+        }
+    }
+}
+
 /// Writes a dispatch's input envelope where `bin/stage_file --copy` would.
 fn stage_input(config: &ProjectConfig, wu: &str, dispatch: &Dispatch) -> Result<(), String> {
     use std::os::unix::fs::PermissionsExt as _;
@@ -1031,7 +1049,10 @@ fn stage_input(config: &ProjectConfig, wu: &str, dispatch: &Dispatch) -> Result<
         let p = p.to_owned();
         move |e: std::io::Error| format!("cannot stage {}: {e}", p.display())
     };
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    if !dir.is_dir() {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        share_like(dir, &config.download_dir);
+    }
     let partial = dir.join(format!(".{name}.partial"));
     std::fs::write(&partial, &bytes)
         .and_then(|()| std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o644)))

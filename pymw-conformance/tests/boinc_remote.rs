@@ -191,6 +191,10 @@ fn cases() -> Vec<(&'static str, CaseFn)> {
         ),
         ("remote_task_error_comes_back", task_error_comes_back),
         ("remote_cancel_aborts_the_jobs", cancel_aborts_the_jobs),
+        (
+            "remote_unwritable_download_is_a_configuration_error",
+            unwritable_download_is_a_configuration_error,
+        ),
         ("remote_batches_are_retired_at_the_end", batches_are_retired),
         (
             "project_host_killed_master_is_reaped_by_the_next",
@@ -259,10 +263,12 @@ fn remote_master(poll: Duration) -> Master {
     .expect("start a remote master")
 }
 
-/// Batches of the submitter made since `since`: (id, state).
+/// Batches of the submitter made since `since` that hold jobs: (id,
+/// state). (A `submit_batch` that failed may leave an empty batch behind.)
 fn batches_since(since: u64) -> Result<Vec<(u64, u32)>, String> {
     Ok(sql(&format!(
-        "SELECT id, state FROM batch WHERE user_id = {} AND create_time >= {since}",
+        "SELECT id, state FROM batch WHERE user_id = {} AND create_time >= {since} \
+         AND EXISTS (SELECT 1 FROM workunit w WHERE w.batch = batch.id)",
         env().submitter
     ))?
     .iter()
@@ -434,6 +440,8 @@ fn reap_as_project_user(args: &[&str]) -> CaseResult {
 /// `runuser -u USER -- env ... THIS_BINARY`, as a child master of `role`.
 fn as_project_user<'c>(command: &'c mut Command, role: Option<&str>) -> &'c mut Command {
     let e = env();
+    // The umask stays 022: new directories of the download hierarchy must
+    // still be writable by the web server's group (remote submission).
     command
         .args(["-u", &e.project_user, "--", "env"])
         .arg(format!("PYMW_BOINC_PROJECT={}", e.project.display()));
@@ -552,4 +560,48 @@ fn interrupted_master_cancels_its_work() -> CaseResult {
         Duration::from_secs(30),
         || !dir.exists() && run_wus(&run, "error_mask & 16 <> 0").is_ok_and(|n| n == 2),
     )
+}
+
+/// Sets or clears group write on `download/` and every directory under it.
+fn download_group_write(on: bool) -> CaseResult {
+    let status = Command::new("find")
+        .arg(env().project.join("download"))
+        .args([
+            "-type",
+            "d",
+            "-exec",
+            "chmod",
+            if on { "g+w" } else { "g-w" },
+            "{}",
+            "+",
+        ])
+        .status()
+        .map_err(|e| e.to_string())?;
+    ensure!(status.success(), "find -exec chmod: {status}");
+    Ok(())
+}
+
+fn unwritable_download_is_a_configuration_error() -> CaseResult {
+    download_group_write(false)?;
+    let result = std::panic::catch_unwind(|| {
+        let master = remote_master(Duration::from_secs(1));
+        // An input no earlier job had: its file must be written.
+        let x = u64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+                % 1_000_000_000,
+        )
+        .unwrap_or(7);
+        master.submit(tasks::square::task(), x).wait()
+    });
+    download_group_write(true)?;
+    let message = format!("{:?}", result.map_err(|_| "the case panicked".to_owned())?);
+    ensure!(
+        message.contains("can't write to file")
+            && message.contains("umask 002")
+            && message.contains("download/"),
+        "not reported as the configuration error with its fix: {message}"
+    );
+    Ok(())
 }
