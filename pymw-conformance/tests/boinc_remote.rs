@@ -189,6 +189,10 @@ fn cases() -> Vec<(&'static str, CaseFn)> {
             "remote_values_come_back_and_outputs_are_held_until_retired",
             values_come_back as CaseFn,
         ),
+        (
+            "app_version_is_stripped_and_gzipped",
+            app_version_is_stripped_and_gzipped,
+        ),
         ("remote_task_error_comes_back", task_error_comes_back),
         ("remote_cancel_aborts_the_jobs", cancel_aborts_the_jobs),
         (
@@ -310,6 +314,16 @@ fn values_come_back() -> CaseResult {
         "SELECT COUNT(*) FROM workunit WHERE batch = {batch}"
     ))?;
     ensure!(wus[0][0] == "4", "work units of batch {batch}: {wus:?}");
+    // They ran the stripped binary, downloaded gzip-compressed.
+    let gz = sql(&format!(
+        "SELECT COUNT(*) FROM result r JOIN workunit w ON r.workunitid = w.id \
+         JOIN app_version av ON av.id = r.app_version_id \
+         WHERE w.batch = {batch} AND r.outcome = 1 AND av.xml_doc LIKE '%<gzipped_url>%'"
+    ))?;
+    ensure!(
+        gz[0][0] == "4",
+        "results run by a gzip-served app version: {gz:?}"
+    );
     drop(master);
     // Retired at the end, and then the held outputs are released (by the
     // next assimilation, boinc-install, or boinc-reap).
@@ -602,6 +616,61 @@ fn unwritable_download_is_a_configuration_error() -> CaseResult {
             && message.contains("umask 002")
             && message.contains("download/"),
         "not reported as the configuration error with its fix: {message}"
+    );
+    Ok(())
+}
+
+fn app_version_is_stripped_and_gzipped() -> CaseResult {
+    let app_dir = env().project.join("apps").join(APP);
+    let mut newest: Option<(std::time::SystemTime, PathBuf)> = None;
+    for version in std::fs::read_dir(&app_dir)
+        .map_err(|e| e.to_string())?
+        .flatten()
+    {
+        let Ok(files) = std::fs::read_dir(version.path().join("x86_64-pc-linux-gnu")) else {
+            continue;
+        };
+        for file in files.flatten() {
+            let name = file.file_name().to_string_lossy().into_owned();
+            if name.starts_with(APP) {
+                let modified = file
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .map_err(|e| e.to_string())?;
+                if newest.as_ref().is_none_or(|(t, _)| modified > *t) {
+                    newest = Some((modified, file.path()));
+                }
+            }
+        }
+    }
+    let (_, installed) = newest.ok_or("no installed app version")?;
+    let size = |p: &Path| {
+        std::fs::metadata(p)
+            .map(|m| m.len())
+            .map_err(|e| format!("{}: {e}", p.display()))
+    };
+    let exe = size(&std::env::current_exe().map_err(|e| e.to_string())?)?;
+    let stripped = size(&installed)?;
+    let name = installed
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    let download = env().project.join("download");
+    let gz = std::fs::read_dir(&download)
+        .map_err(|e| e.to_string())?
+        .flatten()
+        .map(|d| d.path().join(format!("{name}.gz")))
+        .chain([download.join(format!("{name}.gz"))])
+        .find(|p| p.is_file())
+        .ok_or(format!("no {name}.gz in download/"))?;
+    let gzipped = size(&gz)?;
+    eprintln!(
+        "  this binary {exe} bytes; installed (stripped) {stripped}; served gzipped {gzipped}"
+    );
+    ensure!(
+        stripped < exe && gzipped < stripped,
+        "sizes {exe} / {stripped} / {gzipped}"
     );
     Ok(())
 }
