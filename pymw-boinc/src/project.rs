@@ -503,9 +503,11 @@ impl ProjectEngine {
                 }
             }
         };
-        if let Some(marker) =
-            crate::reaper::Marker::this_process(resumable, watcher.as_ref().map_or(0, |w| w.id()))
-            && let Err(e) = marker.write(&run_dir)
+        if let Some(marker) = crate::reaper::Marker::this_process(
+            // Work units meant to outlive the master are never reaped.
+            resumable || settings.leave_running,
+            watcher.as_ref().map_or(0, |w| w.id()),
+        ) && let Err(e) = marker.write(&run_dir)
         {
             tracing::warn!(
                 "cannot write {}: {e}",

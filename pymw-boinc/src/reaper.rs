@@ -15,14 +15,15 @@
 //!   cancels the run's unfinished work units and removes its directory.
 //! - **A marker.** Every run directory holds [`MARKER`]: the master's pid,
 //!   its start time (field 22 of `/proc/PID/stat`, so a reused pid is not
-//!   taken for the master), whether the run is resumable (`--run`), and the
-//!   watcher's pid. A later master, `boinc-install` and `boinc-reap`
+//!   taken for the master), whether its work units are meant to outlive it
+//!   (`--run`, `--boinc-leave-running`), and the watcher's pid. A later master, `boinc-install` and `boinc-reap`
 //!   without a run ([`reap_dead`]) reap every run directory whose master is
 //!   gone and that is not resumable: when the watcher was killed too, or
 //!   the machine rebooted.
 //!
 //! Resumable runs (`--run NAME`) are never reaped: their work units are for
-//! the next master of the run to follow.
+//! the next master of the run to follow; nor are runs whose work units were
+//! left running on purpose (`--boinc-leave-running`).
 //!
 //! # Outputs of remote submitters
 //!
@@ -115,7 +116,8 @@ pub struct Marker {
     pub pid: u32,
     /// Its start time in clock ticks since boot (`/proc/PID/stat` field 22).
     pub start_time: u64,
-    /// Whether the run is resumable (never reaped).
+    /// Whether the run's work units are meant to outlive the master
+    /// (`--run`, `--boinc-leave-running`): never reaped.
     pub resumable: bool,
     /// The watcher's pid, 0 for none.
     pub watcher: u32,
