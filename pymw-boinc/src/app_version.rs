@@ -232,6 +232,10 @@ pub struct VersionFile {
     pub logical_name: Option<String>,
     /// The program the client starts.
     pub main_program: bool,
+    /// Served gzip-compressed: `update_versions` then puts `FILE.gz` next
+    /// to the file in `download/` and announces `<gzipped_url>` and
+    /// `<gzipped_nbytes>`; clients download the smaller file and unpack it.
+    pub gzip: bool,
 }
 
 /// `version.xml` of an app version directory.
@@ -261,6 +265,9 @@ impl VersionXml {
             }
             if f.main_program {
                 s.push_str("<main_program/>");
+            }
+            if f.gzip {
+                s.push_str("<gzip/>");
             }
             s.push_str("</file>\n");
         }

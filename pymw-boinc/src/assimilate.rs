@@ -100,9 +100,7 @@ pub fn assimilate(project: &Path, call: &AssimilateCall, mysql: &Path) -> Result
                 ));
             };
             let Some(run_dir) = run_dir(&spool, wu) else {
-                return Ok(format!(
-                    "work unit {wu} ({wu_id}) belongs to no running pymw master; ignored"
-                ));
+                return hold_for_submitter(project, *wu_id, wu, mysql);
             };
             let target = run_dir.join(format!("{wu}{}", spool::OUT_SUFFIX));
             match std::fs::File::open(file) {
@@ -181,6 +179,39 @@ pub fn assimilate(project: &Path, call: &AssimilateCall, mysql: &Path) -> Result
                 }
             }
         }
+    }
+}
+
+/// A finished work unit of no running project-host master: if it belongs
+/// to a submitted batch that is not retired, its outputs are held for the
+/// remote submitter's `get_output.php` ([`crate::reaper`]), else it is
+/// ignored. Held outputs of retired batches are released on the way. A
+/// database failure is an error (exit 1): assimilating the work unit
+/// without holding its outputs would let `file_deleter` remove them before
+/// the submitter has them.
+fn hold_for_submitter(
+    project: &Path,
+    wu_id: u64,
+    wu: &str,
+    mysql: &Path,
+) -> Result<String, String> {
+    let db = ProjectConfig::load(project)
+        .map_err(|e| e.to_string())
+        .and_then(|config| Db::new(&config, mysql).map_err(|e| e.to_string()))
+        .map_err(|e| format!("work unit {wu} ({wu_id}): no database access: {e}"))?;
+    if let Err(e) = crate::reaper::release_outputs(&db) {
+        eprintln!("pymw boinc-assimilate: cannot release held outputs of retired batches: {e}");
+    }
+    match crate::reaper::hold_outputs(&db, wu_id) {
+        Ok(true) => Ok(format!(
+            "work unit {wu} ({wu_id}) belongs to a submitted batch: its outputs are kept until the batch is retired"
+        )),
+        Ok(false) => Ok(format!(
+            "work unit {wu} ({wu_id}) belongs to no running pymw master and no submitted batch; ignored"
+        )),
+        Err(e) => Err(format!(
+            "work unit {wu} ({wu_id}): cannot hold its outputs for a remote submitter: {e}"
+        )),
     }
 }
 

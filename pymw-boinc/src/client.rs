@@ -189,6 +189,25 @@ impl RemoteClient {
         Ok(remote::parse_success(&body, "retire_batch")?)
     }
 
+    /// The stderr of result `result_id` as the project's public task page
+    /// `result.php?resultid=ID` shows it: how the stderr of a failed job is
+    /// read where `query_completed_job` cannot (a PHP fatal error in 7.20.5
+    /// for jobs without a canonical result). `None` when the page holds no
+    /// stderr section.
+    pub async fn result_page_stderr(&self, result_id: u64) -> Result<Option<String>, ClientError> {
+        let url = format!("{}result.php?resultid={result_id}", self.project_url);
+        let response = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| http_error(&url, &e))?;
+        let (_, body) = read_body(&url, response, REPLY_MAX).await?;
+        Ok(remote::parse_result_page_stderr(&String::from_utf8_lossy(
+            &body,
+        )))
+    }
+
     /// Output file `file_num` of a result, through `get_output.php` with
     /// `auth_str = md5(authenticator + result name)`; at most `limit` bytes.
     pub async fn result_file(

@@ -13,6 +13,8 @@
 //!   check and compare replicas for `script_validator` ([`validate`]);
 //!   `boinc-assimilate` returns outputs and failures for
 //!   `script_assimilator` ([`assimilate`]).
+//! - [`reaper`]: the run directories and work units of masters that died,
+//!   and the outputs held for remote submitters until their batch is retired.
 //! - [`checkpoint`]: checkpoints and progress for long tasks.
 //! - [`job_id`]: the job ids reported for every work unit, with which the
 //!   next master of a resumable run follows the work units of one that
@@ -79,6 +81,7 @@ mod events;
 pub mod job_id;
 pub mod project;
 pub mod project_config;
+pub mod reaper;
 pub mod remote;
 mod remote_engine;
 pub mod shmem;
@@ -101,7 +104,7 @@ use pymw_core::worker::RoleEntry;
 /// The `pymw` facade's `init` passes them to `pymw_core::worker::init_with`:
 /// naming them there (rather than registering them through `inventory`) keeps
 /// the linker from leaving this crate's roles out of a binary.
-pub static ROLES: [RoleEntry; 5] = [
+pub static ROLES: [RoleEntry; 6] = [
     RoleEntry {
         name: app::ROLE,
         about: "run a task as a BOINC app (the BOINC client starts this)",
@@ -126,5 +129,10 @@ pub static ROLES: [RoleEntry; 5] = [
         name: project::INSTALL_ROLE,
         about: "install this binary as a BOINC app on the project server (--boinc-project DIR)",
         run: project::install_role,
+    },
+    RoleEntry {
+        name: reaper::ROLE,
+        about: "cancel the work units of dead project-host masters and remove their run directories",
+        run: reaper::role,
     },
 ];

@@ -136,6 +136,8 @@ pub struct Installed {
 /// Installs `exe` as an app version (see the module docs).
 pub fn install(settings: &ProjectSettings, exe: &Path) -> Result<Installed, String> {
     let project = &settings.project_dir;
+    let shippable = Shippable::of(exe, &spool::spool_dir(project));
+    let exe = shippable.path();
     let bytes = std::fs::read(exe).map_err(|e| format!("cannot read {}: {e}", exe.display()))?;
     let hash = app_version::content_hash(&bytes);
     drop(bytes);
@@ -155,10 +157,27 @@ pub fn install(settings: &ProjectSettings, exe: &Path) -> Result<Installed, Stri
     let marker = spool::spool_dir(project).join(format!(".registered_{physical}"));
     let new = matches!(plan, VersionPlan::New(_)) || !marker.exists();
     let binary = if matches!(plan, VersionPlan::New(_)) {
-        app_version::install_file(&dir, exe, &physical, true).map_err(|e| e.to_string())?
+        let binary =
+            app_version::install_file(&dir, exe, &physical, true).map_err(|e| e.to_string())?;
+        // Every volunteer downloads it: served gzip-compressed.
+        app_version::write_version_xml(
+            &dir,
+            &app_version::VersionXml {
+                files: vec![app_version::VersionFile {
+                    physical_name: physical.clone(),
+                    logical_name: None,
+                    main_program: true,
+                    gzip: true,
+                }],
+                ..app_version::VersionXml::default()
+            },
+        )
+        .map_err(|e| e.to_string())?;
+        binary
     } else {
         dir.join(&physical)
     };
+    drop(shippable);
     if new {
         let output = run_update_versions(project)?;
         let report = UpdateVersionsReport::parse(&output);
@@ -193,6 +212,84 @@ pub fn install(settings: &ProjectSettings, exe: &Path) -> Result<Installed, Stri
         binary,
         new,
     })
+}
+
+/// The binary to install: a copy without symbols and debug information
+/// (`strip`, from binutils; a release build shrinks from about 62 MB to
+/// 9.5 MB), when `strip` is there and the copy lists exactly the tasks and
+/// fingerprints of `exe` (`__pymw list`); else `exe` itself.
+struct Shippable {
+    stripped: Option<PathBuf>,
+    exe: PathBuf,
+}
+
+impl Shippable {
+    fn of(exe: &Path, scratch: &Path) -> Shippable {
+        let plain = Shippable {
+            stripped: None,
+            exe: exe.to_owned(),
+        };
+        if std::fs::create_dir_all(scratch).is_err() {
+            return plain;
+        }
+        let copy = scratch.join(format!(".stripped-{}", std::process::id()));
+        let stripped = std::process::Command::new("strip")
+            .arg("-o")
+            .arg(&copy)
+            .arg(exe)
+            .stdin(std::process::Stdio::null())
+            .output();
+        match stripped {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => {
+                tracing::warn!(
+                    "strip failed, installing the binary as it is: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+                let _ = std::fs::remove_file(&copy);
+                return plain;
+            }
+            Err(e) => {
+                tracing::info!("no strip ({e}): installing the binary as it is");
+                return plain;
+            }
+        }
+        let list = |bin: &Path| {
+            std::process::Command::new(bin)
+                .args(["__pymw", "list"])
+                .stdin(std::process::Stdio::null())
+                .env_remove("RUST_LOG")
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .map(|o| o.stdout)
+        };
+        match (list(exe), list(&copy)) {
+            (Some(a), Some(b)) if a == b => Shippable {
+                stripped: Some(copy),
+                exe: exe.to_owned(),
+            },
+            _ => {
+                tracing::warn!(
+                    "the stripped binary does not list the same tasks and fingerprints: installing the binary as it is"
+                );
+                let _ = std::fs::remove_file(&copy);
+                plain
+            }
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.stripped.as_deref().unwrap_or(&self.exe)
+    }
+}
+
+impl Drop for Shippable {
+    fn drop(&mut self) {
+        if let Some(copy) = &self.stripped {
+            let _ = std::fs::remove_file(copy);
+        }
+    }
 }
 
 /// Runs `bin/update_versions` fed `y` answers; returns its stdout and
@@ -334,6 +431,9 @@ pub(crate) struct ProjectEngine {
     threads: Vec<JoinHandle<()>>,
     /// Database updates of cancels, awaited at shutdown.
     cancels: Vec<JoinHandle<()>>,
+    /// Cancels the run's work units and removes its directory if this
+    /// process dies without shutting down ([`crate::reaper`]).
+    watcher: Option<crate::reaper::Watcher>,
 }
 
 impl ProjectEngine {
@@ -369,7 +469,6 @@ impl ProjectEngine {
         write_if_changed(&project.join(&result_template), &template)?;
         let run = spool::new_run_id_for(settings.run_name.as_deref());
         let run_dir = spool::spool_dir(&project).join(&run);
-        std::fs::create_dir_all(&run_dir).map_err(|e| format!("{}: {e}", run_dir.display()))?;
         let db = match Db::new(&config, &settings.mysql) {
             Ok(db) => Some(db),
             Err(e) => {
@@ -379,6 +478,42 @@ impl ProjectEngine {
                 None
             }
         };
+        // Masters that died without cleaning up (see crate::reaper).
+        crate::reaper::reap_dead(&project, db.as_ref());
+        std::fs::create_dir_all(&run_dir).map_err(|e| format!("{}: {e}", run_dir.display()))?;
+        let resumable = settings.run_name.is_some();
+        // A master that dies leaves no work unit running and no directory,
+        // unless the run is resumable or its work units are to be left.
+        let watcher = if resumable || settings.leave_running {
+            None
+        } else {
+            let exe =
+                std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
+            match crate::reaper::Watcher::spawn(
+                &exe,
+                &project,
+                &run,
+                settings.keep_files,
+                &settings.mysql,
+            ) {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    let _ = std::fs::remove_dir_all(&run_dir);
+                    return Err(format!("cannot start the work unit reaper (/bin/sh): {e}"));
+                }
+            }
+        };
+        if let Some(marker) = crate::reaper::Marker::this_process(
+            // Work units meant to outlive the master are never reaped.
+            resumable || settings.leave_running,
+            watcher.as_ref().map_or(0, |w| w.id()),
+        ) && let Err(e) = marker.write(&run_dir)
+        {
+            tracing::warn!(
+                "cannot write {}: {e}",
+                run_dir.join(crate::reaper::MARKER).display()
+            );
+        }
         let shared = Arc::new(Shared {
             events,
             run,
@@ -417,6 +552,7 @@ impl ProjectEngine {
             submit_tx: Some(submit_tx),
             threads,
             cancels: Vec::new(),
+            watcher,
         })
     }
 
@@ -497,6 +633,8 @@ impl ProjectEngine {
                 for dir in earlier_dirs {
                     // Only when empty: other work units of that master may
                     // still deliver there for a later master to follow.
+                    // (The marker of a resumable run is never acted on.)
+                    let _ = std::fs::remove_file(dir.join(crate::reaper::MARKER));
                     let _ = std::fs::remove_dir(dir);
                 }
             }
@@ -514,6 +652,13 @@ impl ProjectEngine {
         }
         if !settings.keep_files && !settings.leave_running {
             let _ = std::fs::remove_dir_all(&self.shared.run_dir);
+        }
+        if settings.keep_files {
+            // A kept directory is the user's, not a dead master's to reap.
+            let _ = std::fs::remove_file(self.shared.run_dir.join(crate::reaper::MARKER));
+        }
+        if let Some(watcher) = self.watcher.take() {
+            watcher.dismiss();
         }
     }
 }
@@ -576,6 +721,13 @@ pub fn install_app(
     let config = ProjectConfig::load(&project).map_err(|e| e.to_string())?;
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
     let installed = install(&settings, &exe)?;
+    let db = Db::new(&config, &settings.mysql).ok();
+    if let Some(db) = &db
+        && let Err(e) = crate::reaper::release_outputs(db)
+    {
+        tracing::warn!("cannot release the held outputs of retired batches: {e}");
+    }
+    let reaped = crate::reaper::reap_dead(&project, db.as_ref());
     let mut report = format!(
         "app `{}` version {} for {}: {} ({})
 ",
@@ -589,6 +741,9 @@ pub fn install_app(
             "already installed"
         }
     );
+    for run in reaped {
+        report.push_str(&format!("reaped the run {run} of a master that is gone\n"));
+    }
     let daemons = PymwDaemons::new(settings.app.clone(), installed.binary.clone());
     for path in daemons.install_shims(&project).map_err(|e| e.to_string())? {
         report.push_str(&format!("shim script: {}\n", path.display()));
@@ -955,6 +1110,24 @@ fn earlier_run_dir(
     Ok(spool_dir.join(run))
 }
 
+/// Gives a new directory of the download hierarchy the group write and
+/// setgid bits of `download/` itself, whatever this process's umask: remote
+/// submission (`submit_rpc_handler.php`, run by the web server's user in
+/// the project's group) writes its inputs into the same directories, and
+/// answers "can't write to file" for a directory a master made 0755.
+fn share_like(dir: &Path, download_dir: &Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let shared = std::fs::metadata(download_dir).map_or(0, |m| m.permissions().mode() & 0o2070);
+    if shared != 0
+        && let Ok(m) = std::fs::metadata(dir)
+    {
+        let mode = m.permissions().mode() & 0o7777;
+        if mode & shared != shared {
+            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode | shared));
+        }
+    }
+}
+
 /// Writes a dispatch's input envelope where `bin/stage_file --copy` would.
 fn stage_input(config: &ProjectConfig, wu: &str, dispatch: &Dispatch) -> Result<(), String> {
     use std::os::unix::fs::PermissionsExt as _;
@@ -975,7 +1148,10 @@ fn stage_input(config: &ProjectConfig, wu: &str, dispatch: &Dispatch) -> Result<
         let p = p.to_owned();
         move |e: std::io::Error| format!("cannot stage {}: {e}", p.display())
     };
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    if !dir.is_dir() {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        share_like(dir, &config.download_dir);
+    }
     let partial = dir.join(format!(".{name}.partial"));
     std::fs::write(&partial, &bytes)
         .and_then(|()| std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o644)))

@@ -929,6 +929,23 @@ pub struct JobInstance {
     pub outfile_sizes: Vec<u64>,
 }
 
+/// The stderr shown by the project's public task page `result.php`: the
+/// `<pre>` after the "Stderr output" heading, with PHP's `htmlspecialchars`
+/// (`ENT_QUOTES`) undone. `None` without that section.
+pub fn parse_result_page_stderr(html: &str) -> Option<String> {
+    let section = &html[html.find("Stderr output")?..];
+    let start = section.find("<pre>")? + "<pre>".len();
+    let end = section[start..].find("</pre>")? + start;
+    Some(
+        section[start..end]
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&#039;", "'")
+            .replace("&amp;", "&"),
+    )
+}
+
 /// Parses a `query_job` reply.
 pub fn parse_query_job(body: &[u8]) -> Result<Vec<JobInstance>, RemoteError> {
     const CMD: &str = "query_job";
@@ -1182,6 +1199,34 @@ mod tests {
         assert_eq!(
             inline_physical_name(b"1"),
             "jf_c4ca4238a0b923820dcc509a6f75849b"
+        );
+    }
+}
+
+#[cfg(test)]
+mod result_page_tests {
+    /// The end of `result.php?resultid=24` of the live 7.20.5 testbed: a
+    /// pymw task that returned an error (exit 1).
+    const PAGE: &str = "<tr><td class=\"fieldname\">Validate state</td><td class=\"fieldvalue\">Invalid</td></tr>\n\
+        </table>\n    <h3>Stderr output</h3> <pre>\n&lt;core_client_version&gt;7.20.5&lt;/core_client_version&gt;\n\
+        &lt;![CDATA[\n&lt;message&gt;\nprocess exited with code 1 (0x1, -255)&lt;/message&gt;\n&lt;stderr_txt&gt;\n\
+        pymw worker: task returned an error: division by zero\n\
+        pymw-boinc-failure: ABBkaXZpc2lvbiBieSB6ZXJv\n\n&lt;/stderr_txt&gt;\n]]&gt;\n</pre>\n</div>";
+
+    #[test]
+    fn stderr_of_the_task_page() {
+        let stderr = super::parse_result_page_stderr(PAGE).expect("a stderr section");
+        assert!(
+            stderr.starts_with("\n<core_client_version>7.20.5</core_client_version>\n<![CDATA[")
+        );
+        assert!(
+            stderr
+                .contains("<stderr_txt>\npymw worker: task returned an error: division by zero\n")
+        );
+        assert!(stderr.contains("pymw-boinc-failure: ABBkaXZpc2lvbiBieSB6ZXJv\n"));
+        assert_eq!(
+            super::parse_result_page_stderr("<html>No such task</html>"),
+            None
         );
     }
 }

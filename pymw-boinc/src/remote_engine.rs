@@ -49,6 +49,7 @@
 //! from the server-side templates named with `--boinc-input-template`).
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pymw_core::backend::{AttemptKey, Dispatch, Event, EventSink};
@@ -96,6 +97,27 @@ enum Command {
 pub(crate) struct RemoteEngine {
     tx: Option<tokio::sync::mpsc::UnboundedSender<Command>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// A configuration error of the server that no retry can get past
+    /// ([`config_error`]): every later submit fails with it.
+    broken: Arc<Mutex<Option<String>>>,
+}
+
+/// The fix for a reply of `submit_batch` that says the server is set up in
+/// a way no retry gets past, `None` for other failures.
+///
+/// - `can't write to file PATH`: `submit_rpc_handler.php` (run by the web
+///   server's user) cannot write the inline inputs into the project's
+///   `download/` hierarchy.
+pub(crate) fn config_error(message: &str) -> Option<String> {
+    message.contains("can't write to file").then(|| {
+        format!(
+            "the BOINC server is misconfigured: its web server cannot write the inputs into the project's \
+             download/ directory ({message}). The project administrator must make download/ and its \
+             subdirectories group-writable and setgid for a group the web server's user is in \
+             (chmod -R g+ws download; usermod -aG PROJECT_GROUP www-data) and run Apache and the project's \
+             daemons with umask 002; see the README, \"For a remote submitter\""
+        )
+    })
 }
 
 impl std::fmt::Debug for Command {
@@ -133,6 +155,7 @@ impl Tracked {
 const MAX_FETCH_FAILURES: u32 = 10;
 
 struct Engine {
+    broken: Arc<Mutex<Option<String>>>,
     client: RemoteClient,
     settings: RemoteSettings,
     events: EventSink,
@@ -165,6 +188,8 @@ impl RemoteEngine {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel::<Result<(), String>>(1);
         let run = spool::new_run_id_for(settings.run_name.as_deref());
+        let broken = Arc::new(Mutex::new(None));
+        let engine_broken = broken.clone();
         let thread = std::thread::Builder::new()
             .name("pymw-boinc-remote".into())
             .spawn(move || {
@@ -188,6 +213,7 @@ impl RemoteEngine {
                 }
                 let _ = ready_tx.send(Ok(()));
                 let mut engine = Engine {
+                    broken: engine_broken,
                     client,
                     settings,
                     events,
@@ -211,10 +237,19 @@ impl RemoteEngine {
         Ok(RemoteEngine {
             tx: Some(tx),
             thread: Some(thread),
+            broken,
         })
     }
 
     pub(crate) fn submit(&mut self, batch: Vec<Dispatch>) -> Result<(), String> {
+        if let Some(e) = self
+            .broken
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
+            return Err(e);
+        }
         match &self.tx {
             Some(tx) => tx
                 .send(Command::Submit(batch))
@@ -273,6 +308,34 @@ impl Engine {
                 Err(_) => {
                     tracing::warn!("aborting {} unfinished BOINC jobs timed out", names.len())
                 }
+            }
+            for name in names {
+                if let Some(t) = self.jobs.remove(&name) {
+                    self.job_over(t.batch);
+                }
+            }
+        }
+        // Batches with every job over (cancelled ones included, which no
+        // poll saw end) are retired, so that the server may delete their
+        // files and the assimilator releases what it held for them.
+        let over: Vec<u64> = self
+            .batches
+            .iter()
+            .filter(|&(id, &n)| {
+                n == 0
+                    && self
+                        .earlier_batches
+                        .get(id)
+                        .is_none_or(|&(njobs, ended)| ended >= njobs)
+            })
+            .map(|(&id, _)| id)
+            .collect();
+        for id in over {
+            match tokio::time::timeout(Duration::from_secs(30), self.client.retire_batch(id)).await
+            {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(batch = id, "retire_batch failed: {e}"),
+                Err(_) => tracing::warn!(batch = id, "retire_batch timed out"),
             }
         }
     }
@@ -356,11 +419,16 @@ impl Engine {
             }
             Err(None) => {}
             Err(Some(e)) => {
-                let cause = format!(
+                let mut cause = format!(
                     "submit_batch of {} jobs to {} failed: {e}",
                     request.jobs.len(),
                     self.settings.url
                 );
+                if let Some(fix) = config_error(&e.to_string()) {
+                    tracing::error!("{fix}");
+                    cause = fix.clone();
+                    *self.broken.lock().unwrap_or_else(|p| p.into_inner()) = Some(fix);
+                }
                 for d in &batch {
                     let name = spool::wu_name(&self.run, d.key);
                     if request
@@ -541,8 +609,8 @@ impl Engine {
                     Some(JobState::Error) => {
                         let key = tracked.key;
                         let stderr = match self.client.query_completed_job(&job.name).await {
-                            Ok(done) => done.stderr_out,
-                            Err(_) => None,
+                            Ok(done) if done.stderr_out.is_some() => done.stderr_out,
+                            _ => self.failed_stderr(job.id).await,
                         };
                         events.push(crate::events::remote_failure_event(
                             key,
@@ -573,6 +641,30 @@ impl Engine {
                 } else if let Err(e) = self.client.retire_batch(id).await {
                     tracing::warn!(batch = id, "retire_batch failed: {e}");
                 }
+            }
+        }
+    }
+
+    /// The stderr of the last failed result of job `job_id`, from the
+    /// project's task page, where `query_completed_job` cannot give it
+    /// (see [`RemoteClient::result_page_stderr`]).
+    async fn failed_stderr(&self, job_id: u64) -> Option<String> {
+        let instances = match self.client.query_job(job_id).await {
+            Ok(i) => i,
+            Err(e) => {
+                tracing::debug!(job_id, "query_job failed: {e}");
+                return None;
+            }
+        };
+        let failed = instances
+            .iter()
+            .rev()
+            .find(|i| i.state.to_ascii_lowercase().contains("error"))?;
+        match self.client.result_page_stderr(failed.id).await {
+            Ok(stderr) => stderr,
+            Err(e) => {
+                tracing::debug!(result = failed.id, "cannot read the task page: {e}");
+                None
             }
         }
     }
@@ -619,5 +711,24 @@ fn lost(key: AttemptKey, cause: String) -> Event {
         key,
         cause,
         stderr_tail: String::new(),
+    }
+}
+
+#[cfg(test)]
+mod config_error_tests {
+    use super::config_error;
+
+    /// The reply of the live 7.20.5 server (`submit_rpc_handler.php`) when
+    /// `download/` is not writable by the web server's user.
+    #[test]
+    fn cannot_write_is_a_configuration_error_with_its_fix() {
+        let reply =
+            "can't write to file /var/cache/pymw-testbed/boinc/projects/pymw/download/1f/jf_0123";
+        let fix = config_error(reply).expect("a configuration error");
+        assert!(fix.contains("download/"), "{fix}");
+        assert!(fix.contains("umask 002"), "{fix}");
+        assert!(fix.contains(reply), "{fix}");
+        assert_eq!(config_error("no such batch"), None);
+        assert_eq!(config_error("bad authenticator"), None);
     }
 }

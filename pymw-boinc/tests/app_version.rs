@@ -21,6 +21,7 @@ fn wrapper_version_xml_and_job_file() {
         physical_name: physical_name(stem, v, "530887c17158", PLATFORM_X86_64_LINUX),
         logical_name: logical.map(str::to_owned),
         main_program: main,
+        gzip: false,
     };
     let mut wrapper = file("wrapper", None, true);
     // The wrapper's own version, 7.20.5, is in its name instead of 1.0.
@@ -33,6 +34,7 @@ fn wrapper_version_xml_and_job_file() {
                 physical_name: "job_1.0_530887c17158.xml".into(),
                 logical_name: Some("job.xml".into()),
                 main_program: false,
+                gzip: false,
             },
         ],
         is_wrapper: true,
@@ -135,6 +137,7 @@ fn install_into_a_version_directory() {
             physical_name: name.clone(),
             logical_name: None,
             main_program: true,
+            gzip: false,
         }],
         ..VersionXml::default()
     };

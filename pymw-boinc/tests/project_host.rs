@@ -490,20 +490,44 @@ fn daemon_entries_missing_then_added() -> (Project, PymwDaemons) {
 
     // The app version was installed as recorded: probe had 1.0 ... 4.0.
     let dir = project.dir.join("apps/probe/5.0/x86_64-pc-linux-gnu");
-    let files: Vec<PathBuf> = fs::read_dir(&dir)
+    let mut files: Vec<PathBuf> = fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
-    assert_eq!(files.len(), 1, "{files:?}");
+    files.sort();
+    assert_eq!(files.len(), 2, "{files:?}");
+    assert!(files[1].ends_with("version.xml"), "{files:?}");
     let physical = files[0].file_name().unwrap().to_str().unwrap().to_owned();
+    // A stripped copy of this binary (volunteers download it), named by its
+    // own content hash, served gzip-compressed, listing the same tasks.
+    let installed = fs::read(&files[0]).unwrap();
     let exe = fs::read(std::env::current_exe().unwrap()).unwrap();
-    let hash = pymw_boinc::app_version::content_hash(&exe);
+    assert!(
+        installed.len() < exe.len(),
+        "{} >= {}",
+        installed.len(),
+        exe.len()
+    );
+    let hash = pymw_boinc::app_version::content_hash(&installed);
     assert_eq!(physical, format!("probe_5.0_{hash}_x86_64-pc-linux-gnu"));
+    assert_eq!(
+        fs::read_to_string(&files[1]).unwrap(),
+        format!(
+            "<version>\n    <file><physical_name>{physical}</physical_name><main_program/><gzip/></file>\n</version>\n"
+        )
+    );
     assert_eq!(
         fs::metadata(&files[0]).unwrap().permissions().mode() & 0o777,
         0o755
     );
-    assert_eq!(fs::read(&files[0]).unwrap(), exe);
+    let list = |bin: &Path| {
+        Command::new(bin)
+            .args(["__pymw", "list"])
+            .output()
+            .unwrap()
+            .stdout
+    };
+    assert_eq!(list(&files[0]), list(&std::env::current_exe().unwrap()));
     // update_versions: run once from the project root, fed `y` answers.
     let calls = project.calls("update_versions");
     assert_eq!(calls.len(), 1);
@@ -1013,7 +1037,10 @@ fn end_to_end() {
     std::thread::sleep(Duration::from_millis(300));
     assert!(rx.try_recv().is_err(), "no event for a cancelled job");
     assert!(
-        fs::read_dir(&run_dir).unwrap().next().is_none(),
+        // The master's marker (pymw_boinc::reaper) is all that is left.
+        fs::read_dir(&run_dir)
+            .unwrap()
+            .all(|e| e.unwrap().file_name() == pymw_boinc::reaper::MARKER),
         "its record was removed"
     );
 

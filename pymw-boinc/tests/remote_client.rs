@@ -416,6 +416,11 @@ fn remote_mode_submits_follows_fetches_and_retires() {
     let server = Server::start(Arc::new(move |req: &Request| {
         let mut st = s.lock().unwrap();
         let subst = |st: &State| recorded_names(&st.names);
+        if req.method == "GET" && req.target.contains("result.php?resultid=") {
+            // The public task page, read for a failed job's stderr since
+            // query_completed_job fails (17): one without a stderr section.
+            return recorded_reply("68-get_output-unknown-result", &[]);
+        }
         if req.method == "GET" {
             let result = result_name(&req.target);
             let auth = req.target.split("auth_str=").nth(1).unwrap();
@@ -460,6 +465,9 @@ fn remote_mode_submits_follows_fetches_and_retires() {
                 r.insert(0, ("rsA_012602_j0".into(), st.names[2].clone()));
                 r.push(("<id>63</id>".into(), "<id>65</id>".into()));
                 recorded_reply("10-query_job-done", &r)
+            }
+            "query_job" if xml.contains("<job_id>59</job_id>") => {
+                recorded_reply("15-query_job-error", &subst(&st))
             }
             "query_completed_job" => recorded_reply("17-query_completed_job-error", &[]),
             "retire_batch" => recorded_reply("26-retire_batch", &[]),
@@ -655,6 +663,11 @@ fn remote_mode_follows_the_jobs_of_a_killed_master() {
     let server = Server::start(Arc::new(move |req: &Request| {
         let mut st = s.lock().unwrap();
         let subst = recorded_names;
+        if req.method == "GET" && req.target.contains("result.php?resultid=") {
+            // The public task page, read for a failed job's stderr since
+            // query_completed_job fails (17): one without a stderr section.
+            return recorded_reply("68-get_output-unknown-result", &[]);
+        }
         if req.method == "GET" {
             let result = result_name(&req.target);
             let Some(output) = st.outputs.get(&result) else {
