@@ -22,9 +22,13 @@
 //!    the child, exit at once), and quits like the BOINC API when the
 //!    client's heartbeats stop for 30 s;
 //! 5. when the task succeeded, writes `boinc_finish_called` and exits 0;
-//!    when it failed, exits with the `worker` role's code (1 task failed, 3
+//!    when the task itself failed (it returned `Err` or panicked: the
+//!    worker wrote the failure envelope as the output), does the same: the
+//!    failure is the task's result, uploaded, validated and delivered once
+//!    like a value, and the client counts no error; when the worker could
+//!    not run the task, exits with the `worker` role's code (3
 //!    unknown task, 4 input unreadable, 5 input corrupt, 6 version skew,
-//!    7 output not writable) after printing the failure and one line
+//!    7 output not writable); either way it prints the failure and one line
 //!    `pymw-boinc-failure: <base64 postcard Failure>` on stderr, which the
 //!    client returns in `stderr_out` and the master decodes; when the child
 //!    was killed by a signal, the role dies of the same signal, so that the
@@ -173,8 +177,22 @@ pub fn run_in_slot(slot: &SlotDir, args: &RunArgs) -> i32 {
             0
         }
         End::Exited(code) => {
-            report_failure(&output);
+            let failure = report_failure(&output);
             monitor.report();
+            if code == WorkerExit::TaskFailed as i32
+                && failure.as_ref().is_some_and(is_task_failure)
+            {
+                // The task's own failure is its result: it is the same
+                // wherever it runs, so it goes back like a value (and is
+                // validated like one). Exiting non-zero would make BOINC
+                // take it for a broken volunteer: replicas sent again, the
+                // client backing off for minutes.
+                if let Err(e) = slot.write_finish_called() {
+                    eprintln!("pymw {ROLE}: {e}");
+                    return WorkerExit::OutputUnwritable as i32;
+                }
+                return 0;
+            }
             code
         }
         End::Signaled(signal) => {
@@ -535,17 +553,24 @@ fn own_cpu_seconds() -> f64 {
 }
 
 /// Prints the failure in the output envelope, if there is one, as a
-/// [`FAILURE_MARKER`] line.
-fn report_failure(output: &Path) {
-    let Ok(bytes) = wire::read_envelope_file(output) else {
-        return;
-    };
-    let Ok(body) = wire::decode_output(&bytes) else {
-        return;
-    };
-    if let Outcome::Failed(failure) = body.outcome {
-        eprintln!("{}", failure_line(&failure));
+/// [`FAILURE_MARKER`] line, and returns it.
+fn report_failure(output: &Path) -> Option<Failure> {
+    let bytes = wire::read_envelope_file(output).ok()?;
+    let body = wire::decode_output(&bytes).ok()?;
+    match body.outcome {
+        Outcome::Failed(failure) => {
+            eprintln!("{}", failure_line(&failure));
+            Some(failure)
+        }
+        Outcome::Ok(_) => None,
     }
+}
+
+/// Whether a failure is the task's own (it returned `Err` or panicked): a
+/// result, the same on every volunteer, rather than a problem of the
+/// volunteer's copy of the input or of the binary.
+pub fn is_task_failure(failure: &Failure) -> bool {
+    matches!(failure, Failure::TaskError { .. } | Failure::Panic { .. })
 }
 
 /// The [`FAILURE_MARKER`] line for a failure.

@@ -72,11 +72,13 @@ fn tail(s: &str, max: usize) -> &str {
     &s[start..]
 }
 
-/// The event for a failed work unit: `Finished` with the task's failure
-/// when every result that reported one agrees on it (a task that returned
-/// `Err` or panicked fails the same way everywhere; running it again would
-/// not help), else `Lost` with the error mask, what became of each result
-/// and their stderr.
+/// The event for a failed work unit: `Failed` when its valid results
+/// never agreed (`too_many_success_results`: a nondeterministic task;
+/// another work unit would not agree either); `Finished` with the task's
+/// failure when every result that reported one agrees on it (results of
+/// builds before task failures became results; a task that returned `Err`
+/// or panicked fails the same way everywhere); else `Lost` with the error
+/// mask, what became of each result and their stderr.
 pub(crate) fn failure_event(key: AttemptKey, record: &FailureRecord) -> Event {
     let mask = WuErrorMask(record.error_mask);
     let wu = record.wu_name.as_deref().unwrap_or("?");
@@ -88,9 +90,27 @@ pub(crate) fn failure_event(key: AttemptKey, record: &FailureRecord) -> Event {
             record.wu_id
         )
     };
-    if mask.contains(WuErrorReason::TooManySuccessResults)
-        || mask.contains(WuErrorReason::NoCanonicalResult)
-    {
+    if mask.contains(WuErrorReason::TooManySuccessResults) {
+        // Valid results that never agreed: another work unit would do the
+        // same. A failure of its own, said plainly, and not retried.
+        let replicas = record
+            .results
+            .iter()
+            .filter(|r| r.outcome == 1 && r.validate_state != 2)
+            .count();
+        let mut message = format!(
+            "BOINC work unit {wu} ({}): {replicas} replicas, none agreed: the task is not \
+             deterministic; give it a `validate` function (`#[pymw::task(validate = close_enough)]`) \
+             that accepts replicas differing only in what does not matter",
+            record.wu_id
+        );
+        for r in &record.results {
+            message.push_str("; ");
+            message.push_str(&r.describe());
+        }
+        return Event::Failed { key, message };
+    }
+    if mask.contains(WuErrorReason::NoCanonicalResult) {
         cause.push_str(
             " (results were returned but did not agree or were rejected by the validator)",
         );
@@ -184,5 +204,54 @@ pub(crate) fn remote_failure_event(
         key,
         cause,
         stderr_tail,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spool::ResultRecord;
+
+    fn result(id: u64, outcome: i64, validate_state: i64, exit_status: i64) -> ResultRecord {
+        ResultRecord {
+            id,
+            name: format!("wu_{id}"),
+            outcome,
+            client_state: if outcome == 3 { 3 } else { 5 },
+            exit_status,
+            validate_state,
+            stderr_out: String::new(),
+        }
+    }
+
+    #[test]
+    fn replicas_that_never_agree_fail_once_and_say_why() {
+        let record = FailureRecord {
+            wu_id: 7,
+            wu_name: Some("pymw_r_7".into()),
+            error_mask: WuErrorReason::TooManySuccessResults.bit(),
+            results: vec![result(1, 1, 4, 0), result(2, 1, 4, 0), result(3, 1, 4, 0)],
+            note: None,
+        };
+        match failure_event(9, &record) {
+            Event::Failed { key: 9, message } => {
+                assert!(
+                    message.contains("3 replicas, none agreed: the task is not deterministic"),
+                    "{message}"
+                );
+                assert!(message.contains("`validate` function"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Crashes everywhere are still a lost attempt (retried).
+        let record = FailureRecord {
+            error_mask: WuErrorReason::TooManyErrorResults.bit(),
+            results: vec![result(1, 3, 0, 139), result(2, 3, 0, 139)],
+            ..record
+        };
+        assert!(matches!(
+            failure_event(9, &record),
+            Event::Lost { key: 9, .. }
+        ));
     }
 }
