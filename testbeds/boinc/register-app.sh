@@ -87,8 +87,9 @@ open(path + ".pymw-partial", "w").write(text)
 os.rename(path + ".pymw-partial", path)
 '
 echo "register-app: daemon entries of $APP added to config.xml; restarting the daemons"
-as_user bin/stop >/dev/null 2>&1 || true
-as_user bin/start >/dev/null
+# Without the lock's descriptor: the daemons would hold the lock forever.
+as_user bin/stop >/dev/null 2>&1 9>&- || true
+as_user bin/start >/dev/null 9>&-
 if [ -n "${PYMW_BOINC_CLIENT:-}" ]; then
     boinccmd --host "$PYMW_BOINC_CLIENT" --passwd "${PYMW_BOINC_CLIENT_PASSWD:-}" \
         --project "$PYMW_BOINC_URL" update >/dev/null 2>&1 || true
