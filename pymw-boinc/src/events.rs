@@ -53,6 +53,26 @@ pub(crate) fn output_event(key: AttemptKey, task: &'static TaskEntry, bytes: &[u
     }
 }
 
+/// Names the signal of the client's "process got signal N" (`signal 11
+/// (SIGSEGV)`), as the other backends do.
+fn with_signal_name(text: &str) -> String {
+    const AT: &str = "got signal ";
+    let Some(at) = text.find(AT) else {
+        return text.to_owned();
+    };
+    let start = at + AT.len();
+    let digits = text[start..].bytes().take_while(u8::is_ascii_digit).count();
+    let Ok(signal) = text[start..start + digits].parse::<i32>() else {
+        return text.to_owned();
+    };
+    let name = pymw_core::sys::signal_name(signal);
+    format!(
+        "{} ({name}){}",
+        &text[..start + digits],
+        &text[start + digits..]
+    )
+}
+
 /// The stderr of a `stderr_out`: the app's own text when the client's
 /// wrapper is there, else the whole text.
 fn app_stderr(stderr_out: &str) -> String {
@@ -121,7 +141,7 @@ pub(crate) fn failure_event(key: AttemptKey, record: &FailureRecord) -> Event {
     }
     for r in &record.results {
         cause.push_str("; ");
-        cause.push_str(&r.describe());
+        cause.push_str(&with_signal_name(&r.describe()));
     }
     let mut stderr_tail = String::new();
     let mut failures: Vec<Failure> = Vec::new();
@@ -243,6 +263,10 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        assert_eq!(
+            with_signal_name("error (exit status 11): process got signal 11; next"),
+            "error (exit status 11): process got signal 11 (SIGSEGV); next"
+        );
         // Crashes everywhere are still a lost attempt (retried).
         let record = FailureRecord {
             error_mask: WuErrorReason::TooManyErrorResults.bit(),

@@ -1243,10 +1243,22 @@ fn scan_dir(shared: &Shared, dir: &Path, own: bool, events: &mut Vec<Event>) {
                 None => continue,
             }
         };
+        let stderr_path = dir.join(format!("{wu}{}", crate::assimilate::STDERR_SUFFIX));
         if let Some(Pending { key, task }) = pending {
             events.push(if is_output {
                 match wire::read_envelope_file(&path) {
-                    Ok(bytes) => crate::events::output_event(key, task, &bytes),
+                    Ok(bytes) => {
+                        let mut event = crate::events::output_event(key, task, &bytes);
+                        if let Event::Finished {
+                            outcome: Err(_),
+                            stderr_tail,
+                            ..
+                        } = &mut event
+                        {
+                            *stderr_tail = read_stderr_tail(&stderr_path);
+                        }
+                        event
+                    }
                     Err(e) => lost(
                         key,
                         format!("the output of BOINC work unit {wu} is unreadable: {e}"),
@@ -1262,8 +1274,26 @@ fn scan_dir(shared: &Shared, dir: &Path, own: bool, events: &mut Vec<Event>) {
             let _ = std::fs::rename(&path, seen.join(name));
         } else {
             let _ = std::fs::remove_file(&path);
+            let _ = std::fs::remove_file(&stderr_path);
         }
     }
+}
+
+/// The tail of the stderr the assimilator wrote next to an output carrying
+/// the task's own failure (empty when there is none).
+fn read_stderr_tail(path: &Path) -> String {
+    const TAIL: u64 = 32 * 1024;
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return String::new();
+    };
+    let len = file.metadata().map_or(0, |m| m.len());
+    let _ = std::io::Seek::seek(
+        &mut file,
+        std::io::SeekFrom::Start(len.saturating_sub(TAIL)),
+    );
+    let mut bytes = Vec::new();
+    let _ = file.take(TAIL).read_to_end(&mut bytes);
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// Most bytes of a failure record read.
