@@ -32,8 +32,11 @@
 //!    `pymw-boinc-failure: <base64 postcard Failure>` on stderr, which the
 //!    client returns in `stderr_out` and the master decodes; when the child
 //!    was killed by a signal, the role dies of the same signal, so that the
-//!    client treats it as it would treat the task itself (SIGKILL, SIGTERM,
-//!    SIGINT, SIGQUIT, SIGHUP: restart; other signals: error).
+//!    client treats it as an error with that signal; except SIGKILL,
+//!    SIGTERM, SIGINT, SIGQUIT, SIGHUP, which the client would take for
+//!    "killed from outside" and restart the task after, forever if it dies
+//!    so every time: the role, alive, knows the client did not kill the
+//!    task, and exits 128 + the signal (an error).
 //!
 //! Running the task in a child process is what makes suspend, quit and
 //! abort possible without linking the BOINC library: the role stays
@@ -60,6 +63,15 @@ pub const ROLE: &str = "boinc-run";
 pub const FAILURE_MARKER: &str = "pymw-boinc-failure: ";
 /// The decoded input, when the input was armored.
 pub const DECODED_INPUT_FILE: &str = "pymw_input";
+/// Signals that the client, seeing the app die of them, takes for "killed
+/// from outside" and restarts the app after.
+const RESTART_SIGNALS: [i32; 5] = [
+    libc::SIGKILL,
+    libc::SIGTERM,
+    libc::SIGINT,
+    libc::SIGQUIT,
+    libc::SIGHUP,
+];
 /// Exit code after an `<abort/>` (BOINC's `EXIT_ABORTED_BY_CLIENT`).
 pub const EXIT_ABORTED: i32 = 194;
 /// Seconds without a heartbeat after which the client is taken to be gone.
@@ -199,6 +211,14 @@ pub fn run_in_slot(slot: &SlotDir, args: &RunArgs) -> i32 {
             let name = pymw_core::sys::signal_name(signal);
             eprintln!("pymw {ROLE}: the task process was killed by signal {signal} ({name})");
             monitor.report();
+            if RESTART_SIGNALS.contains(&signal) {
+                // The client takes an app dying of these for "killed from
+                // outside" and starts it again, forever if the task dies
+                // so each time (a task that kills itself, the OOM killer).
+                // This role is alive, so the client did not kill the task:
+                // an error, which BOINC retries elsewhere.
+                return 128 + signal;
+            }
             die_of(signal)
         }
         End::Quit(why) => {

@@ -53,9 +53,35 @@ pub(crate) fn output_event(key: AttemptKey, task: &'static TaskEntry, bytes: &[u
     }
 }
 
-/// Names the signal of the client's "process got signal N" (`signal 11
-/// (SIGSEGV)`), as the other backends do.
+/// Says a result's end as the other backends do: names the signal of the
+/// client's "process got signal N" (`signal 11 (SIGSEGV)`); for "process
+/// exited with code N", says "exit code N" rather than "exit status N",
+/// and names the signal of 128 + N, which the app exits with when its task
+/// process died of a signal the client would restart it after.
 fn with_signal_name(text: &str) -> String {
+    const EXITED: &str = "process exited with code ";
+    if let Some(at) = text.find(EXITED) {
+        let start = at + EXITED.len();
+        let digits = text[start..].bytes().take_while(u8::is_ascii_digit).count();
+        let Ok(code) = text[start..start + digits].parse::<i32>() else {
+            return text.to_owned();
+        };
+        let mut out = text.replacen(
+            &format!("(exit status {code})"),
+            &format!("(exit code {code})"),
+            1,
+        );
+        if (129..160).contains(&code) {
+            let name = pymw_core::sys::signal_name(code - 128);
+            if name.starts_with("SIG") {
+                out.push_str(&format!(
+                    " (128 + {}: the task process died of {name})",
+                    code - 128
+                ));
+            }
+        }
+        return out;
+    }
     const AT: &str = "got signal ";
     let Some(at) = text.find(AT) else {
         return text.to_owned();
@@ -266,6 +292,16 @@ mod tests {
         assert_eq!(
             with_signal_name("error (exit status 11): process got signal 11; next"),
             "error (exit status 11): process got signal 11 (SIGSEGV); next"
+        );
+        assert_eq!(
+            with_signal_name(
+                "error while computing (exit status 3): process exited with code 3 (0x3, -253)"
+            ),
+            "error while computing (exit code 3): process exited with code 3 (0x3, -253)"
+        );
+        assert!(
+            with_signal_name("(exit status 137): process exited with code 137 (0x89, -119)")
+                .ends_with("(128 + 9: the task process died of SIGKILL)")
         );
         // Crashes everywhere are still a lost attempt (retried).
         let record = FailureRecord {
