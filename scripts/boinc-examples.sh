@@ -59,7 +59,9 @@ for example in "${examples[@]}"; do
     read -r -a words <<<"$example"
     name=${words[0]}
     args=("${words[@]:1}")
-    "$bin/$name" "${args[@]}" --no-progress >"$out/$name.local"
+    # Both variables are options' defaults (--boinc-project, --boinc-url),
+    # which clap refuses together.
+    env -u PYMW_BOINC_URL -u PYMW_BOINC_PROJECT "$bin/$name" "${args[@]}" --no-progress >"$out/$name.local"
     (
         cd /tmp
         t0=$SECONDS
