@@ -431,11 +431,12 @@ fn crash_charges_only_the_culprit(h: &Harness) -> CaseResult {
 
 fn stdout_does_not_corrupt_results(h: &Harness) -> CaseResult {
     let master = h.master();
+    let n = h.sized(200, 8);
     let values: Vec<u64> = master
-        .map(tasks::chatty::task(), 0..200u64)
+        .map(tasks::chatty::task(), 0..n)
         .collect_values()
         .map_err(|e| e.to_string())?;
-    ensure!(values == (0..200).collect::<Vec<u64>>(), "results differ");
+    ensure!(values == (0..n).collect::<Vec<u64>>(), "results differ");
     Ok(())
 }
 
