@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Every test of pymw, as CI runs it (.ci/run calls exactly this script):
 # format and lints, the workspace tests, every example, a bounded fuzz run of
-# every decoder, and the HTCondor end-to-end suite on a real pool that
-# testbeds/condor brings up. Needs root for the HTCondor testbed (chroot).
+# every decoder, the HTCondor end-to-end suite on a real pool that
+# testbeds/condor brings up, and the BOINC suite and examples on a live
+# project that testbeds/boinc brings up. Needs root for the testbeds.
 #
 # Environment: FUZZ_SECONDS (per fuzz target, default 20),
 # PYMW_TESTBED_DIR (where testbeds are cached, default /var/cache/pymw-testbed).
@@ -60,5 +61,24 @@ for example in monte_pi prime_finder null_test string_counter genetic_algorithm;
     echo "--- $example --backend condor"
     cargo run -q -p pymw-examples --bin "$example" -- --backend condor --no-progress
 done
+
+# BOINC: a real project (testbeds/boinc), in project-host mode. Each step
+# says how long it took.
+timed() {
+    local t0=$SECONDS
+    "$@"
+    printf '(%s: %d s)\n' "$*" $((SECONDS - t0))
+}
+
+step "BOINC testbed"
+timed testbeds/boinc/up.sh
+eval "$(testbeds/boinc/up.sh --print-env)"
+timed testbeds/boinc/check.sh
+
+step "BOINC end-to-end suite on the live project (project-host mode)"
+timed cargo test -p pymw-conformance --features boinc --test boinc
+
+step "examples on BOINC"
+timed scripts/boinc-examples.sh
 
 printf '\nall tests passed in %d s\n' $((SECONDS - started))

@@ -22,14 +22,21 @@
 //!    the child, exit at once), and quits like the BOINC API when the
 //!    client's heartbeats stop for 30 s;
 //! 5. when the task succeeded, writes `boinc_finish_called` and exits 0;
-//!    when it failed, exits with the `worker` role's code (1 task failed, 3
+//!    when the task itself failed (it returned `Err` or panicked: the
+//!    worker wrote the failure envelope as the output), does the same: the
+//!    failure is the task's result, uploaded, validated and delivered once
+//!    like a value, and the client counts no error; when the worker could
+//!    not run the task, exits with the `worker` role's code (3
 //!    unknown task, 4 input unreadable, 5 input corrupt, 6 version skew,
-//!    7 output not writable) after printing the failure and one line
+//!    7 output not writable); either way it prints the failure and one line
 //!    `pymw-boinc-failure: <base64 postcard Failure>` on stderr, which the
 //!    client returns in `stderr_out` and the master decodes; when the child
 //!    was killed by a signal, the role dies of the same signal, so that the
-//!    client treats it as it would treat the task itself (SIGKILL, SIGTERM,
-//!    SIGINT, SIGQUIT, SIGHUP: restart; other signals: error).
+//!    client treats it as an error with that signal; except SIGKILL,
+//!    SIGTERM, SIGINT, SIGQUIT, SIGHUP, which the client would take for
+//!    "killed from outside" and restart the task after, forever if it dies
+//!    so every time: the role, alive, knows the client did not kill the
+//!    task, and exits 128 + the signal (an error).
 //!
 //! Running the task in a child process is what makes suspend, quit and
 //! abort possible without linking the BOINC library: the role stays
@@ -56,6 +63,15 @@ pub const ROLE: &str = "boinc-run";
 pub const FAILURE_MARKER: &str = "pymw-boinc-failure: ";
 /// The decoded input, when the input was armored.
 pub const DECODED_INPUT_FILE: &str = "pymw_input";
+/// Signals that the client, seeing the app die of them, takes for "killed
+/// from outside" and restarts the app after.
+const RESTART_SIGNALS: [i32; 5] = [
+    libc::SIGKILL,
+    libc::SIGTERM,
+    libc::SIGINT,
+    libc::SIGQUIT,
+    libc::SIGHUP,
+];
 /// Exit code after an `<abort/>` (BOINC's `EXIT_ABORTED_BY_CLIENT`).
 pub const EXIT_ABORTED: i32 = 194;
 /// Seconds without a heartbeat after which the client is taken to be gone.
@@ -173,14 +189,36 @@ pub fn run_in_slot(slot: &SlotDir, args: &RunArgs) -> i32 {
             0
         }
         End::Exited(code) => {
-            report_failure(&output);
+            let failure = report_failure(&output);
             monitor.report();
+            if code == WorkerExit::TaskFailed as i32
+                && failure.as_ref().is_some_and(is_task_failure)
+            {
+                // The task's own failure is its result: it is the same
+                // wherever it runs, so it goes back like a value (and is
+                // validated like one). Exiting non-zero would make BOINC
+                // take it for a broken volunteer: replicas sent again, the
+                // client backing off for minutes.
+                if let Err(e) = slot.write_finish_called() {
+                    eprintln!("pymw {ROLE}: {e}");
+                    return WorkerExit::OutputUnwritable as i32;
+                }
+                return 0;
+            }
             code
         }
         End::Signaled(signal) => {
             let name = pymw_core::sys::signal_name(signal);
             eprintln!("pymw {ROLE}: the task process was killed by signal {signal} ({name})");
             monitor.report();
+            if RESTART_SIGNALS.contains(&signal) {
+                // The client takes an app dying of these for "killed from
+                // outside" and starts it again, forever if the task dies
+                // so each time (a task that kills itself, the OOM killer).
+                // This role is alive, so the client did not kill the task:
+                // an error, which BOINC retries elsewhere.
+                return 128 + signal;
+            }
             die_of(signal)
         }
         End::Quit(why) => {
@@ -535,17 +573,24 @@ fn own_cpu_seconds() -> f64 {
 }
 
 /// Prints the failure in the output envelope, if there is one, as a
-/// [`FAILURE_MARKER`] line.
-fn report_failure(output: &Path) {
-    let Ok(bytes) = wire::read_envelope_file(output) else {
-        return;
-    };
-    let Ok(body) = wire::decode_output(&bytes) else {
-        return;
-    };
-    if let Outcome::Failed(failure) = body.outcome {
-        eprintln!("{}", failure_line(&failure));
+/// [`FAILURE_MARKER`] line, and returns it.
+fn report_failure(output: &Path) -> Option<Failure> {
+    let bytes = wire::read_envelope_file(output).ok()?;
+    let body = wire::decode_output(&bytes).ok()?;
+    match body.outcome {
+        Outcome::Failed(failure) => {
+            eprintln!("{}", failure_line(&failure));
+            Some(failure)
+        }
+        Outcome::Ok(_) => None,
     }
+}
+
+/// Whether a failure is the task's own (it returned `Err` or panicked): a
+/// result, the same on every volunteer, rather than a problem of the
+/// volunteer's copy of the input or of the binary.
+pub fn is_task_failure(failure: &Failure) -> bool {
+    matches!(failure, Failure::TaskError { .. } | Failure::Panic { .. })
 }
 
 /// The [`FAILURE_MARKER`] line for a failure.

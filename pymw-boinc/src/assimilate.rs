@@ -103,6 +103,21 @@ pub fn assimilate(project: &Path, call: &AssimilateCall, mysql: &Path) -> Result
                 return hold_for_submitter(project, *wu_id, wu, mysql);
             };
             let target = run_dir.join(format!("{wu}{}", spool::OUT_SUFFIX));
+            if carries_failure(file) {
+                // A task's own failure is a result: its stderr (which the
+                // output does not hold) goes next to it, written first.
+                let stderr = ProjectConfig::load(project)
+                    .map_err(|e| e.to_string())
+                    .and_then(|config| Db::new(&config, mysql).map_err(|e| e.to_string()))
+                    .and_then(|db| db.failed_workunit(*wu_id).map_err(|e| e.to_string()))
+                    .map(|(_, results)| canonical_stderr(&results))
+                    .unwrap_or_else(|e| format!("(the result's stderr could not be read: {e})"));
+                let path = run_dir.join(format!("{wu}{STDERR_SUFFIX}"));
+                gone_is_ok(
+                    &run_dir,
+                    write_atomically(&path, |out| out.write_all(stderr.as_bytes())),
+                )?;
+            }
             match std::fs::File::open(file) {
                 Ok(mut source) => {
                     gone_is_ok(
@@ -213,6 +228,38 @@ fn hold_for_submitter(
             "work unit {wu} ({wu_id}): cannot hold its outputs for a remote submitter: {e}"
         )),
     }
+}
+
+/// The suffix of the stderr written next to an output that carries the
+/// task's own failure (`<wu name>.stderr`).
+pub const STDERR_SUFFIX: &str = ".stderr";
+
+/// Whether an output file is a pymw output carrying a failure.
+fn carries_failure(path: &Path) -> bool {
+    pymw_core::wire::read_envelope_file(path)
+        .ok()
+        .and_then(|bytes| {
+            pymw_core::wire::decode_output(&bytes)
+                .ok()
+                .map(|body| matches!(body.outcome, pymw_core::wire::Outcome::Failed(_)))
+        })
+        .unwrap_or(false)
+}
+
+/// The app's stderr of the work unit's first successful result (the
+/// canonical one agrees with it), else of the first with any.
+fn canonical_stderr(results: &[spool::ResultRecord]) -> String {
+    let text = |r: &spool::ResultRecord| {
+        crate::remote::parse_stderr_out(&r.stderr_out)
+            .stderr_txt
+            .unwrap_or_else(|| r.stderr_out.clone())
+    };
+    results
+        .iter()
+        .find(|r| r.outcome == 1 && !r.stderr_out.is_empty())
+        .or_else(|| results.iter().find(|r| !r.stderr_out.is_empty()))
+        .map(text)
+        .unwrap_or_default()
 }
 
 /// A write into a run directory that failed because the master removed the

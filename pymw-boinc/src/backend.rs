@@ -50,13 +50,13 @@ pub struct BoincArgs {
     /// BOINC: results created at first per job [default: the quorum]
     #[arg(long, value_name = "N")]
     pub boinc_target_nresults: Option<u32>,
-    /// BOINC: failed results after which a job fails
-    #[arg(long, value_name = "N", default_value_t = 3)]
+    /// BOINC: errors (crashes, lost outputs) tolerated per job: the job fails at the (N+1)th (at least 1; a task's own error or panic is a result, not an error)
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     pub boinc_max_error_results: u32,
-    /// BOINC: results after which a job fails [default: 10]
+    /// BOINC: results created per job, after which it fails [default: the success bound + 1 + the error bound]
     #[arg(long, value_name = "N")]
     pub boinc_max_total_results: Option<u32>,
-    /// BOINC: successful but disagreeing results after which a job fails [default: 6]
+    /// BOINC: valid results without agreement tolerated per job: it fails at the (N+1)th [default: the quorum, so one more replica breaks a tie]
     #[arg(long, value_name = "N")]
     pub boinc_max_success_results: Option<u32>,
     /// BOINC: estimated floating-point operations of a job
@@ -152,9 +152,9 @@ impl BoincArgs {
         let workunit = crate::project::consistent(WorkunitParams {
             target_nresults: target,
             min_quorum: self.boinc_min_quorum,
-            max_error_results: Some(self.boinc_max_error_results),
-            max_total_results: Some(self.boinc_max_total_results.unwrap_or(10)),
-            max_success_results: Some(self.boinc_max_success_results.unwrap_or(6)),
+            max_error_results: Some(self.boinc_max_error_results.max(1)),
+            max_total_results: self.boinc_max_total_results,
+            max_success_results: self.boinc_max_success_results,
             rsc_fpops_est: self.boinc_fpops_est,
             rsc_fpops_bound: self
                 .boinc_fpops_bound
@@ -487,5 +487,50 @@ mod tests {
         let parsed = Cli::try_parse_from(["x"]).unwrap().boinc.config();
         assert_eq!(d.workunit, parsed.workunit);
         assert_eq!(d.mode, BoincMode::Unset);
+    }
+
+    #[test]
+    fn redundancy_bounds() {
+        use clap::Parser as _;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            boinc: BoincArgs,
+        }
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("x").chain(args.iter().copied()))
+                .map(|c| c.boinc.config().workunit)
+        };
+        // create_work refuses 0 ("no max_error_results given"): refused here.
+        let e = parse(&["--boinc-max-error-results", "0"]).err().unwrap();
+        assert!(e.to_string().contains("--boinc-max-error-results"), "{e}");
+        assert_eq!(
+            parse(&["--boinc-max-error-results", "1"])
+                .unwrap()
+                .max_error_results,
+            Some(1)
+        );
+        // Sized from the quorum: one tie breaker, room for every error.
+        let w = parse(&[]).unwrap();
+        let bounds = |w: &WorkunitParams| {
+            (
+                w.max_error_results,
+                w.max_success_results,
+                w.max_total_results,
+            )
+        };
+        assert_eq!(bounds(&w), (Some(3), Some(1), Some(5)));
+        let w = parse(&["--boinc-min-quorum", "2"]).unwrap();
+        assert_eq!(bounds(&w), (Some(3), Some(2), Some(6)));
+        let w = parse(&[
+            "--boinc-min-quorum",
+            "2",
+            "--boinc-max-total-results",
+            "9",
+            "--boinc-max-success-results",
+            "4",
+        ])
+        .unwrap();
+        assert_eq!(bounds(&w), (Some(3), Some(4), Some(9)));
     }
 }

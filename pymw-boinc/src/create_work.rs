@@ -96,6 +96,43 @@ pub enum CreateWorkError {
     },
 }
 
+impl CreateWorkError {
+    /// Whether `create_work` would refuse the same jobs again: a rejected
+    /// option or template, an unknown app, a job line it cannot take, or
+    /// any exit with an error code. Not: a duplicate name (the next attempt
+    /// has a new one), an input not staged, or `create_work` killed by a
+    /// signal, which another try may get past.
+    pub fn is_deterministic(&self) -> bool {
+        match self {
+            CreateWorkError::Unquotable { .. }
+            | CreateWorkError::InvalidJob(_)
+            | CreateWorkError::UnknownApp
+            | CreateWorkError::WrongInputCount { .. }
+            | CreateWorkError::TooFewInputs { .. }
+            | CreateWorkError::BadTemplate(_) => true,
+            CreateWorkError::DuplicateName { .. } | CreateWorkError::MissingInput { .. } => false,
+            CreateWorkError::Failed { exit_code, .. } => exit_code.is_some(),
+        }
+    }
+
+    /// The whole reason: the error, and for [`CreateWorkError::Failed`]
+    /// all of `create_work`'s stderr kept, not only its last line.
+    pub fn reason(&self) -> String {
+        match self {
+            CreateWorkError::Failed { stderr, .. } if !stderr.trim().is_empty() => {
+                let mut text = self.to_string();
+                let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+                if lines.len() > 1 {
+                    text.push_str("; its stderr:\n");
+                    text.push_str(&lines.join("\n"));
+                }
+                text
+            }
+            _ => self.to_string(),
+        }
+    }
+}
+
 /// The `create_work` invocation shared by every job of a `--stdin` batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreateWorkCommand {
@@ -356,6 +393,27 @@ pub fn md5_companion(content: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusals_that_will_not_change_are_told_apart() {
+        // Recorded: `create_work` given `--max_error_results 0`.
+        let e = check_output(
+            Some(255),
+            "",
+            "2026-12-04 17:00:00 [pymw] create_work: no max_error_results given\nerror -191\n",
+        )
+        .unwrap_err();
+        assert!(e.is_deterministic());
+        let reason = e.reason();
+        assert!(reason.contains("no max_error_results given"), "{reason}");
+        assert!(reason.contains("error -191"), "{reason}");
+        assert!(CreateWorkError::UnknownApp.is_deterministic());
+        let killed = check_output(None, "", "").unwrap_err();
+        assert!(!killed.is_deterministic());
+        let missing =
+            check_output(Some(1), "", "md5_file: can't open /p/download/1/x\n").unwrap_err();
+        assert!(!missing.is_deterministic());
+    }
 
     #[test]
     fn quoting_round_trips_through_the_split() {

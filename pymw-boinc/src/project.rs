@@ -823,7 +823,16 @@ pub(crate) fn params_for(
         match name {
             "min_quorum" => p.min_quorum = int()?.max(1),
             "target_nresults" => p.target_nresults = int()?.max(1),
-            "max_error_results" => p.max_error_results = Some(int()?),
+            "max_error_results" => {
+                let n = int()?;
+                if n == 0 {
+                    return Err(format!(
+                        "resource `{k}` = {v:?}: BOINC needs at least 1 (create_work refuses 0; \
+                         a job fails at the (N+1)th error)"
+                    ));
+                }
+                p.max_error_results = Some(n);
+            }
             "max_total_results" => p.max_total_results = Some(int()?),
             "max_success_results" => p.max_success_results = Some(int()?),
             "rsc_fpops_est" => p.rsc_fpops_est = float()?,
@@ -837,6 +846,16 @@ pub(crate) fn params_for(
             other => return Err(format!("unknown BOINC resource `boinc.{other}`")),
         }
     }
+    if p.min_quorum > defaults.min_quorum {
+        // Sized again from the task's quorum, unless the task set them.
+        let set = |key: &str| res.extra.iter().any(|(k, _)| k == key);
+        if !set("boinc.max_success_results") {
+            p.max_success_results = None;
+        }
+        if !set("boinc.max_total_results") {
+            p.max_total_results = None;
+        }
+    }
     if !fpops_bound_set && p.rsc_fpops_bound < p.rsc_fpops_est {
         p.rsc_fpops_bound = p.rsc_fpops_est * 1000.0;
     }
@@ -844,18 +863,42 @@ pub(crate) fn params_for(
 }
 
 /// Makes redundancy settings consistent: at least `min_quorum` results
-/// created, and room in the totals for them.
+/// created, room in the totals for them, and the bounds BOINC leaves to the
+/// template sized from the quorum.
+///
+/// BOINC fails a job when more than `max_error_results` results erred
+/// (`sched/transitioner.cpp`: `nerrors > max_error_results`), when more than
+/// `max_success_results` valid results found no agreement
+/// (`sched/validator.cpp`), or when it needs a result beyond
+/// `max_total_results`. Unset, the success bound is the quorum (replicas
+/// that disagree get one more to break the tie, and a job whose replicas
+/// never agree fails after `quorum + 1` of them), and the total is the
+/// success bound + 1 + the error bound: room for every tolerated error and
+/// the tie breaker, no more. `max_error_results` is at least 1
+/// (`create_work` refuses 0).
 pub(crate) fn consistent(mut p: WorkunitParams) -> WorkunitParams {
     p.min_quorum = p.min_quorum.max(1);
     p.target_nresults = p.target_nresults.max(p.min_quorum);
-    if let Some(total) = p.max_total_results.as_mut() {
-        *total = (*total).max(p.target_nresults);
-    }
-    if let Some(success) = p.max_success_results.as_mut() {
-        *success = (*success).max(p.min_quorum);
-    }
+    let errors = p
+        .max_error_results
+        .unwrap_or(DEFAULT_MAX_ERROR_RESULTS)
+        .max(1);
+    p.max_error_results = Some(errors);
+    let success = p
+        .max_success_results
+        .unwrap_or(p.min_quorum)
+        .max(p.min_quorum);
+    p.max_success_results = Some(success);
+    let total = p
+        .max_total_results
+        .unwrap_or_else(|| success.saturating_add(1).saturating_add(errors))
+        .max(p.target_nresults);
+    p.max_total_results = Some(total);
     p
 }
+
+/// `max_error_results` when neither the options nor a resource set it.
+pub const DEFAULT_MAX_ERROR_RESULTS: u32 = 3;
 
 fn lost(key: AttemptKey, cause: String) -> Event {
     Event::Lost {
@@ -863,6 +906,13 @@ fn lost(key: AttemptKey, cause: String) -> Event {
         cause,
         stderr_tail: String::new(),
     }
+}
+
+/// Why a job could not be prepared: its resources (the same every time)
+/// or the file system (perhaps not next time).
+enum Prepare {
+    Params(String),
+    Io(String),
 }
 
 /// Stages a batch and creates its work units; follows those of earlier
@@ -881,16 +931,22 @@ fn submit_batch(shared: &Shared, batch: Vec<Dispatch>) {
         if shared.lock().cancelled.contains(&wu) {
             continue;
         }
-        let prepared = params_for(&shared.defaults, &dispatch).and_then(|params| {
-            let template = input_template(&params).render();
-            let name = template_name(&shared.settings.app, "in", &template);
-            write_if_changed(&project.join(&name), &template)?;
-            stage_input(&shared.config, &wu, &dispatch)?;
-            Ok(name)
-        });
+        let prepared = params_for(&shared.defaults, &dispatch)
+            .map_err(Prepare::Params)
+            .and_then(|params| {
+                let template = input_template(&params).render();
+                let name = template_name(&shared.settings.app, "in", &template);
+                write_if_changed(&project.join(&name), &template).map_err(Prepare::Io)?;
+                stage_input(&shared.config, &wu, &dispatch).map_err(Prepare::Io)?;
+                Ok(name)
+            });
         match prepared {
             Ok(template) => groups.entry(template).or_default().push((dispatch, wu)),
-            Err(e) => events.push(lost(
+            Err(Prepare::Params(e)) => events.push(Event::Failed {
+                key: dispatch.key,
+                message: format!("BOINC work unit {wu} not created: {e}"),
+            }),
+            Err(Prepare::Io(e)) => events.push(lost(
                 dispatch.key,
                 format!("BOINC work unit {wu} not created: {e}"),
             )),
@@ -1228,15 +1284,37 @@ fn create_jobs(
         }
         Err(e) => {
             let mut state = shared.lock();
+            let message = format!(
+                "bin/create_work refused {} work unit(s): {}",
+                jobs.len(),
+                e.message
+            );
+            tracing::warn!(%message, deterministic = e.deterministic, "create_work failed");
             for (d, wu) in jobs {
                 state.pending.remove(wu);
-                events.push(lost(
-                    d.key,
-                    format!("bin/create_work failed for {} work units: {e}", jobs.len()),
-                ));
+                events.push(if e.deterministic {
+                    // It would refuse them again: fail the tasks once,
+                    // with the whole reason, instead of retrying.
+                    Event::Failed {
+                        key: d.key,
+                        message: message.clone(),
+                    }
+                } else {
+                    lost(d.key, message.clone())
+                });
             }
         }
     }
+}
+
+/// Why a `create_work` run failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateWorkFailure {
+    /// Running it again with the same jobs would fail the same way
+    /// ([`create_work::CreateWorkError::is_deterministic`]).
+    pub deterministic: bool,
+    /// The whole reason.
+    pub message: String,
 }
 
 /// Runs `bin/create_work ARGS --stdin` fed `stdin`.
@@ -1244,9 +1322,12 @@ pub fn run_create_work(
     project: &Path,
     command: &CreateWorkCommand,
     stdin: &str,
-) -> Result<(), String> {
+) -> Result<(), CreateWorkFailure> {
     let program = project.join(create_work::CREATE_WORK);
-    let fail = |e: std::io::Error| format!("cannot run {}: {e}", program.display());
+    let fail = |e: std::io::Error| CreateWorkFailure {
+        deterministic: false,
+        message: format!("cannot run {}: {e}", program.display()),
+    };
     let mut child = Command::new(&program)
         .args(command.args())
         .current_dir(project)
@@ -1269,7 +1350,10 @@ pub fn run_create_work(
         &String::from_utf8_lossy(&output.stdout),
         &String::from_utf8_lossy(&output.stderr),
     )
-    .map_err(|e| e.to_string())
+    .map_err(|e| CreateWorkFailure {
+        deterministic: e.is_deterministic(),
+        message: e.reason(),
+    })
 }
 
 /// The follower: turns files in the run directory into events.
@@ -1335,10 +1419,22 @@ fn scan_dir(shared: &Shared, dir: &Path, own: bool, events: &mut Vec<Event>) {
                 None => continue,
             }
         };
+        let stderr_path = dir.join(format!("{wu}{}", crate::assimilate::STDERR_SUFFIX));
         if let Some(Pending { key, task }) = pending {
             events.push(if is_output {
                 match wire::read_envelope_file(&path) {
-                    Ok(bytes) => crate::events::output_event(key, task, &bytes),
+                    Ok(bytes) => {
+                        let mut event = crate::events::output_event(key, task, &bytes);
+                        if let Event::Finished {
+                            outcome: Err(_),
+                            stderr_tail,
+                            ..
+                        } = &mut event
+                        {
+                            *stderr_tail = read_stderr_tail(&stderr_path);
+                        }
+                        event
+                    }
                     Err(e) => lost(
                         key,
                         format!("the output of BOINC work unit {wu} is unreadable: {e}"),
@@ -1354,8 +1450,26 @@ fn scan_dir(shared: &Shared, dir: &Path, own: bool, events: &mut Vec<Event>) {
             let _ = std::fs::rename(&path, seen.join(name));
         } else {
             let _ = std::fs::remove_file(&path);
+            let _ = std::fs::remove_file(&stderr_path);
         }
     }
+}
+
+/// The tail of the stderr the assimilator wrote next to an output carrying
+/// the task's own failure (empty when there is none).
+fn read_stderr_tail(path: &Path) -> String {
+    const TAIL: u64 = 32 * 1024;
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return String::new();
+    };
+    let len = file.metadata().map_or(0, |m| m.len());
+    let _ = std::io::Seek::seek(
+        &mut file,
+        std::io::SeekFrom::Start(len.saturating_sub(TAIL)),
+    );
+    let mut bytes = Vec::new();
+    let _ = file.take(TAIL).read_to_end(&mut bytes);
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// Most bytes of a failure record read.

@@ -3,16 +3,18 @@
 //!
 //! - `boinc-validate-init FILES... RESULT_ID RUNTIME`: exit 0 when the
 //!   result's output is a well-formed output envelope of a task this binary
-//!   holds, with this binary's fingerprint, carrying a value (a worker exits
-//!   non-zero on a task failure, so a legitimate output always carries one),
-//!   and the value decodes when the task has a validator function; exit 1
-//!   otherwise (the result becomes invalid: `outcome=6`, `validate_state=2`).
+//!   holds, with this binary's fingerprint, carrying a value that decodes
+//!   (when the task has a validator function) or the task's own failure (it
+//!   returned `Err` or panicked: the app uploads that as the result, see
+//!   [`crate::app`]); exit 1 otherwise (the result becomes invalid:
+//!   `outcome=6`, `validate_state=2`).
 //! - `boinc-validate-compare FILES... FILES2... ID ID2 RUNTIME RUNTIME2`:
 //!   exit 0 when both outputs pass the init checks, are of the same task and
-//!   their values agree by [`TaskEntry::replicas_agree`] (the task's
+//!   agree: two values by [`TaskEntry::replicas_agree`] (the task's
 //!   `validate = fn`, else bitwise equality of the encoded values: the
-//!   statistics in the envelopes, such as host and times, always differ);
-//!   exit 1 otherwise.
+//!   statistics in the envelopes, such as host and times, always differ),
+//!   two failures when they are equal; exit 1 otherwise (a value never
+//!   agrees with a failure).
 //!
 //! Outputs come from volunteers' machines: they are read with the size
 //! bound of [`pymw_core::wire::read_envelope_file`] and decoded with the
@@ -23,17 +25,17 @@ use std::ffi::OsString;
 use std::path::Path;
 
 use pymw_core::registry::{Registry, TaskEntry};
-use pymw_core::wire::{self, Outcome};
+use pymw_core::wire::{self, Failure, Outcome};
 
 use crate::daemons::{EXIT_INVALID, EXIT_VALID, ValidateCompareCall, ValidateInitCall};
 
-/// An accepted output: the task and its encoded value.
+/// An accepted output: the task and its encoded value or its failure.
 #[derive(Debug)]
 pub struct ValidOutput {
     /// The task (of this binary).
     pub task: &'static TaskEntry,
-    /// The encoded value.
-    pub value: Vec<u8>,
+    /// The encoded value, or the task's own failure.
+    pub value: Result<Vec<u8>, Failure>,
 }
 
 /// Checks one output file (see the module docs).
@@ -55,15 +57,26 @@ pub fn check_output(path: &Path) -> Result<ValidOutput, String> {
     }
     let value = match body.outcome {
         Outcome::Ok(value) => value.to_vec(),
+        Outcome::Failed(failure) if crate::app::is_task_failure(&failure) => {
+            return Ok(ValidOutput {
+                task,
+                value: Err(failure),
+            });
+        }
         Outcome::Failed(failure) => {
-            return Err(format!("output carries a failure, not a value: {failure}"));
+            return Err(format!(
+                "output carries a failure that is not the task's own: {failure}"
+            ));
         }
     };
     if task.validate.is_some() {
         task.replicas_agree(&value, &value)
             .map_err(|e| format!("value of `{}` does not decode: {e}", task.name))?;
     }
-    Ok(ValidOutput { task, value })
+    Ok(ValidOutput {
+        task,
+        value: Ok(value),
+    })
 }
 
 fn xml_safe(s: &str) -> String {
@@ -88,7 +101,11 @@ pub fn compare_outputs(a: &Path, b: &Path) -> Result<bool, String> {
     if !std::ptr::eq(a.task, b.task) {
         return Ok(false);
     }
-    a.task.replicas_agree(&a.value, &b.value)
+    match (&a.value, &b.value) {
+        (Ok(x), Ok(y)) => a.task.replicas_agree(x, y),
+        (Err(x), Err(y)) => Ok(x == y),
+        _ => Ok(false),
+    }
 }
 
 /// The `boinc-validate-init` role.

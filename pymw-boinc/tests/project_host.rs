@@ -301,7 +301,7 @@ fn key_of(e: &Event) -> u64 {
     match e {
         Event::Started { key } | Event::Finished { key, .. } | Event::Lost { key, .. } => *key,
         Event::Queued { key, .. } => *key,
-        Event::Requeued { key, .. } | Event::Held { key, .. } => *key,
+        Event::Requeued { key, .. } | Event::Held { key, .. } | Event::Failed { key, .. } => *key,
         _ => u64::MAX,
     }
 }
@@ -801,7 +801,8 @@ fn end_to_end() {
         (&r1, true),
         (&tampered, true),
         (&truncated, false),
-        (&failure, false),
+        // The task's own failure is a result (the app exits 0 with it).
+        (&failure, true),
         (&foreign, true),
     ] {
         let args = recorded_call(vlog, "init_script", 0, &[file]);
@@ -820,6 +821,9 @@ fn end_to_end() {
         (&r0, &tampered, false),
         (&r0, &truncated, false),
         (&r0, &foreign, false),
+        // A value never agrees with a failure; two equal failures agree.
+        (&r0, &failure, false),
+        (&failure, &failure, true),
     ] {
         let args = recorded_call(vlog, "compare_script", 0, &[a, b]);
         let out = project.run_script(&cmp_shim, &args);
@@ -899,8 +903,22 @@ fn end_to_end() {
     // Job 2 (`refuse`): the app exits 1 on every host; the work unit fails
     // and the assimilator is called with the recorded `--error 10 47`. The
     // database (the mysql stub) has the results with the app's real stderr.
-    let (code, _, app_stderr) = run_app_in_slot(&project, &names[&2], refuse::NAME);
-    assert_eq!(code, Some(1));
+    // Since the task's own error became a result, the app exits 0 with
+    // the failure envelope as its output (and `boinc_finish_called`); the
+    // work unit's failure path below stays for results of older builds.
+    let (code, out, app_stderr) = run_app_in_slot(&project, &names[&2], refuse::NAME);
+    assert_eq!(code, Some(0), "{app_stderr}");
+    let out = out.expect("the failure envelope is the output");
+    match wire::decode_output(&out).unwrap().outcome {
+        Outcome::Failed(Failure::TaskError { message }) => assert_eq!(message, "no luck with 5"),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        project
+            .root
+            .join("client/slots/0/boinc_finish_called")
+            .is_file()
+    );
     let stderr_out = stderr_out_like_recorded(&app_stderr);
     let wu2 = &names[&2];
     let r0name = format!("{wu2}_0");
@@ -1330,7 +1348,12 @@ fn a_restarted_master_follows_the_work_units_of_a_killed_one() {
     let before = project.calls("mysql").len();
     second.cancel(&[16]);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while project.calls("mysql").len() == before {
+    // The stub logs the call before its stdin: wait for both.
+    while project
+        .calls("mysql")
+        .get(before)
+        .is_none_or(|call| call.2.is_empty())
+    {
         assert!(Instant::now() < deadline, "no cancel query");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -1395,10 +1418,11 @@ fn bad_resources_are_reported_per_attempt() {
     let got = events_until(&mut rx, Duration::from_secs(10), |e| e.len() >= 3);
     let mut by_key: HashMap<u64, &Event> = got.iter().map(|e| (key_of(e), e)).collect();
     assert!(
-        matches!(by_key.remove(&1), Some(Event::Lost { cause, .. }) if cause.contains("boinc.min_quorum"))
+        matches!(by_key.remove(&1), Some(Event::Failed { message, .. }) if message.contains("boinc.min_quorum")),
+        "bad resources fail the task once (not retried): {got:?}"
     );
     assert!(
-        matches!(by_key.remove(&2), Some(Event::Lost { cause, .. }) if cause.contains("boinc.frobnicate"))
+        matches!(by_key.remove(&2), Some(Event::Failed { message, .. }) if message.contains("boinc.frobnicate"))
     );
     assert!(
         matches!(by_key.remove(&3), Some(Event::Started { .. })),

@@ -424,14 +424,21 @@ fn armored_input() {
     assert_eq!(read_output(&lab.link_target("out")).1, Ok(200));
 }
 
-fn task_error_exits_nonzero_with_the_failure() {
+fn task_error_is_a_result_exit_0_with_the_failure() {
     let lab = Lab::new("slot-direct", false);
     fs::write(lab.link_target("in"), input_for(refuse::task(), 7)).unwrap();
     let args = run_args(refuse::NAME);
     let mut child = lab.start(&strs(&args));
     let status = wait(&mut child, Duration::from_secs(30));
-    assert_eq!(status.code(), Some(1));
-    assert!(lab.finish_file().is_none(), "no finish file on failure");
+    // The task's own error is its result: uploaded like a value, with the
+    // finish file, so that BOINC counts no client error.
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(lab.finish_file().as_deref(), Some(&b"0\n"[..]));
+    let out = fs::read(lab.link_target("out")).unwrap();
+    match wire::decode_output(&out).unwrap().outcome {
+        Outcome::Failed(Failure::TaskError { message }) => assert_eq!(message, "no luck with 7"),
+        other => panic!("{other:?}"),
+    }
     let stderr = lab.stderr();
     assert!(
         stderr.contains("task returned an error: no luck with 7"),
@@ -445,12 +452,13 @@ fn task_error_exits_nonzero_with_the_failure() {
     );
 }
 
-fn panic_exits_nonzero_with_the_panic() {
+fn panic_is_a_result_exit_0_with_the_panic() {
     let lab = Lab::new("slot-direct", false);
     fs::write(lab.link_target("in"), input_for(boom::task(), 1)).unwrap();
     let args = run_args(boom::NAME);
     let mut child = lab.start(&strs(&args));
-    assert_eq!(wait(&mut child, Duration::from_secs(30)).code(), Some(1));
+    assert_eq!(wait(&mut child, Duration::from_secs(30)).code(), Some(0));
+    assert!(lab.finish_file().is_some(), "a panic is a result too");
     match pymw_boinc::app::parse_failure_line(&lab.stderr()) {
         Some(Failure::Panic { message, .. }) => assert_eq!(message, "boom goes the task"),
         other => panic!("{other:?}"),
@@ -663,12 +671,12 @@ fn main() {
         ),
         ("armored_input", armored_input),
         (
-            "task_error_exits_nonzero_with_the_failure",
-            task_error_exits_nonzero_with_the_failure,
+            "task_error_is_a_result_exit_0_with_the_failure",
+            task_error_is_a_result_exit_0_with_the_failure,
         ),
         (
-            "panic_exits_nonzero_with_the_panic",
-            panic_exits_nonzero_with_the_panic,
+            "panic_is_a_result_exit_0_with_the_panic",
+            panic_is_a_result_exit_0_with_the_panic,
         ),
         ("unknown_task_exits_3", unknown_task_exits_3),
         ("usage_error_exits_2", usage_error_exits_2),

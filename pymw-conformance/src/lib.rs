@@ -20,13 +20,19 @@ pub struct Harness {
     pub start: Box<dyn Fn(MasterConfig) -> Master>,
     /// A directory that workers can reach at the same path (side channels).
     pub shared_dir: PathBuf,
-    /// Scale of the larger cases (1 locally; smaller on slow engines).
-    pub scale: usize,
+    /// Scale of the larger cases (1.0 locally; smaller on slow engines,
+    /// such as BOINC, where one job takes seconds of a volunteer's client).
+    pub scale: f64,
     /// Longest a single case may take before it counts as hung.
     pub case_timeout: Duration,
 }
 
 impl Harness {
+    /// `n` at this harness's scale (at least `min`).
+    fn sized(&self, n: u64, min: u64) -> u64 {
+        ((n as f64 * self.scale).round() as u64).max(min)
+    }
+
     fn master(&self) -> Master {
         (self.start)(quiet())
     }
@@ -198,7 +204,7 @@ fn submit_and_wait(h: &Harness) -> CaseResult {
 
 fn map_in_input_order(h: &Harness) -> CaseResult {
     let master = h.master();
-    let n = 1000 * h.scale as u64;
+    let n = h.sized(1000, 1);
     let values: Vec<u64> = master
         .map(tasks::square::task(), 0..n)
         .collect_values()
@@ -216,7 +222,7 @@ fn map_in_input_order(h: &Harness) -> CaseResult {
 
 fn map_unordered_each_once(h: &Harness) -> CaseResult {
     let master = h.master();
-    let n = 500 * h.scale as u64;
+    let n = h.sized(500, 1);
     let mut seen = vec![false; n as usize];
     let mut map = master
         .map(tasks::square::task(), 0..n)
@@ -235,7 +241,9 @@ fn map_unordered_each_once(h: &Harness) -> CaseResult {
 fn task_set_in_completion_order(h: &Harness) -> CaseResult {
     let master = h.master_with(quiet());
     let mut set = master.task_set();
-    let slow = set.submit(tasks::sleep_ms::task(), 1500);
+    // Slower on slow engines, whose own delays vary by seconds (BOINC: 30 s).
+    let slow_ms = (1500.0 / h.scale.clamp(0.05, 1.0)) as u64;
+    let slow = set.submit(tasks::sleep_ms::task(), slow_ms);
     let fast = set.submit(tasks::sleep_ms::task(), 10);
     let (first, value) = set.next_finished().ok_or("empty set")?;
     value.map_err(|e| e.to_string())?;
@@ -423,11 +431,12 @@ fn crash_charges_only_the_culprit(h: &Harness) -> CaseResult {
 
 fn stdout_does_not_corrupt_results(h: &Harness) -> CaseResult {
     let master = h.master();
+    let n = h.sized(200, 8);
     let values: Vec<u64> = master
-        .map(tasks::chatty::task(), 0..200u64)
+        .map(tasks::chatty::task(), 0..n)
         .collect_values()
         .map_err(|e| e.to_string())?;
-    ensure!(values == (0..200).collect::<Vec<u64>>(), "results differ");
+    ensure!(values == (0..n).collect::<Vec<u64>>(), "results differ");
     Ok(())
 }
 
@@ -624,7 +633,7 @@ fn crash_leaving_a_grandchild_is_reported_promptly(h: &Harness) -> CaseResult {
 
 fn failure_tail_holds_the_task_stderr(h: &Harness) -> CaseResult {
     let master = h.master_with(retries(0));
-    let n = 100 * h.scale as u64;
+    let n = h.sized(100, 2);
     let results: Vec<_> = master
         .map(tasks::fails_after_stderr::task(), 0..n)
         .collect();

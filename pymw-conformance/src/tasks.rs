@@ -295,3 +295,65 @@ pub fn env_vars(names: Vec<String>) -> Vec<Option<String>> {
 pub fn zeros(n: u64) -> pymw::Bytes {
     pymw::Bytes::from(vec![0u8; n as usize])
 }
+
+/// Records its run in `dir` (a file named after the BOINC result it runs
+/// as, from `PYMW_BOINC_RESULT`, or `local`), then fails: with `Err` or,
+/// when `panic`, by panicking. A task's own failure, the same everywhere.
+#[pymw::task]
+pub fn fails_recording_result(dir: String, panic: bool) -> Result<u64, String> {
+    record_result(&dir);
+    if panic {
+        panic!("deliberate panic");
+    }
+    Err("deliberate failure".to_owned())
+}
+
+/// Records its run in `dir` as [`fails_recording_result`] does, then
+/// sleeps `secs` seconds and returns them.
+#[pymw::task]
+pub fn sleeps_recording_result(dir: String, secs: u64) -> u64 {
+    record_result(&dir);
+    std::thread::sleep(std::time::Duration::from_secs(secs));
+    secs
+}
+
+/// x², except on the first replica to run (the first to claim `dir/claimed`),
+/// which returns x² + 1: one wrong volunteer among honest ones.
+#[pymw::task]
+pub fn wrong_on_first_replica(dir: String, x: u64) -> u64 {
+    record_result(&dir);
+    let first = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(Path::new(&dir).join("claimed"))
+        .is_ok();
+    if first { x * x + 1 } else { x * x }
+}
+
+/// A different value on every run (the clock): replicas never agree.
+#[pymw::task]
+pub fn nondeterministic(dir: String) -> u128 {
+    record_result(&dir);
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}
+
+/// Records a run in `dir`, then sleeps `ms` and returns `i`.
+#[pymw::task]
+pub fn counted_sleep(dir: String, i: u64, ms: u64) -> u64 {
+    record_run(&dir, i);
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+    i
+}
+
+/// Writes `dir/result-NAME-NANOS`, NAME being the BOINC result this runs
+/// as (`PYMW_BOINC_RESULT`, set by the `boinc-run` role) or `local`.
+fn record_result(dir: &str) {
+    let name = std::env::var("PYMW_BOINC_RESULT").unwrap_or_else(|_| "local".to_owned());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let path = Path::new(dir).join(format!("result-{name}-{nanos}"));
+    std::fs::write(&path, b"").expect("write the run record");
+}

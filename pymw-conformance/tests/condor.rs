@@ -102,7 +102,7 @@ fn main() {
                 .unwrap_or_else(|e| panic!("cannot start an HTCondor master: {e}"))
         }),
         shared_dir: cases,
-        scale: 1,
+        scale: 1.0,
         // Every job waits for a negotiation cycle, a shadow and a starter.
         case_timeout: Duration::from_secs(300),
     };

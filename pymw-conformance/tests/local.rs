@@ -60,7 +60,7 @@ fn main() {
                 .expect("start a local master")
         }),
         shared_dir,
-        scale: 1,
+        scale: 1.0,
         case_timeout: Duration::from_secs(60),
     };
     let extra = vec![

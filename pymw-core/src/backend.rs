@@ -96,6 +96,18 @@ pub enum Event {
         /// The tail of the worker's stderr.
         stderr_tail: String,
     },
+    /// The attempt ended for a reason that running it again would not
+    /// change: the engine refused the job as it was asked (a BOINC
+    /// `create_work` rejecting an option), or the engine ran it and gave up
+    /// on it for good (BOINC replicas that never agreed). The task fails at
+    /// once with [`crate::TaskError::Backend`] carrying `message`; it is not
+    /// retried, unlike [`Event::Lost`].
+    Failed {
+        /// Which attempt.
+        key: AttemptKey,
+        /// The engine's whole reason, and what to do about it.
+        message: String,
+    },
     /// The attempt went back to the engine's queue (evicted, requeued); not
     /// counted against the retry limit.
     Requeued {

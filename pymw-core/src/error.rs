@@ -103,7 +103,8 @@ pub enum TaskError {
         /// The task's name.
         task: &'static str,
     },
-    /// The backend could not take the task.
+    /// The backend could not take the task, or gave up on it for a reason
+    /// that running it again would not change (`Event::Failed`).
     Backend {
         /// The task's name.
         task: &'static str,
@@ -214,7 +215,7 @@ impl fmt::Display for TaskError {
             }
             TaskError::Cancelled { task } => write!(f, "task `{task}` was cancelled"),
             TaskError::Backend { task, message } => {
-                write!(f, "task `{task}` could not be submitted: {message}")
+                write!(f, "task `{task}` failed in the backend: {message}")
             }
             TaskError::NotRecorded { task, message } => {
                 write!(

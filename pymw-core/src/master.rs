@@ -1571,6 +1571,18 @@ impl Driver {
                         self.dispatch(task_of(key));
                     }
                 }
+                Event::Failed { key, message } => {
+                    let Some(state) = self.take(key) else {
+                        continue;
+                    };
+                    let task = state.entry.name;
+                    self.finish(
+                        task_of(key),
+                        state,
+                        Err(TaskError::Backend { task, message }),
+                        Outcome::Failed,
+                    );
+                }
                 Event::Requeued { key, reason } => {
                     if self.current(key).is_some() {
                         tracing::debug!(key, %reason, "attempt requeued by the engine");

@@ -8,6 +8,7 @@
 
 mod support;
 
+use pymw_core::backend::Event;
 use pymw_core::journal::{InFlight, JournalOutcome, Recorded};
 use pymw_core::wire::{self, Failure};
 use pymw_core::{JournalHandle, Master, MasterConfig, StatusCounts, TaskError, TaskOptions};
@@ -497,6 +498,32 @@ async fn a_refused_batch_fails_its_tasks() {
         })
     );
     // A late event for it is ignored.
+    script.send(vec![finished(a.key, 10)]);
+    script.quiet().await;
+    assert_eq!(master.status(), counts(0, 0, 0, 1, 0));
+    shut_down(master, &script).await;
+}
+
+#[tokio::test]
+async fn an_attempt_the_engine_gave_up_on_fails_once_without_a_retry() {
+    let (master, script) = start(config()).await;
+    let handle = master.submit(double::task(), 5);
+    let a = script.submitted_one().await;
+    script.send(vec![
+        started(a.key),
+        Event::Failed {
+            key: a.key,
+            message: "create_work: no max_error_results given".into(),
+        },
+    ]);
+    assert_eq!(
+        handle.await,
+        Err(TaskError::Backend {
+            task: DOUBLE,
+            message: "create_work: no max_error_results given".into()
+        })
+    );
+    // Nothing submitted again, and a late event for it is ignored.
     script.send(vec![finished(a.key, 10)]);
     script.quiet().await;
     assert_eq!(master.status(), counts(0, 0, 0, 1, 0));
