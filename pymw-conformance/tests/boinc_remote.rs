@@ -395,18 +395,21 @@ fn cancel_aborts_the_jobs() -> CaseResult {
     let handles: Vec<_> = (0..2)
         .map(|_| master.submit(tasks::sleep_ms::task(), 60_000))
         .collect();
-    let mut batch = 0;
-    wait_until("the batch to be submitted", Duration::from_secs(30), || {
-        batches_since(since).is_ok_and(|b| {
-            batch = b.first().map_or(0, |b| b.0);
-            batch > 0
-        })
+    // The two submits may travel as one batch or as two.
+    let jobs = |condition: &str| {
+        format!(
+            "SELECT COUNT(*) FROM workunit w JOIN batch b ON w.batch = b.id \
+             WHERE b.user_id = {} AND b.create_time >= {since}{condition}",
+            env().submitter
+        )
+    };
+    let (submitted, cancelled) = (jobs(""), jobs(" AND w.error_mask & 16 <> 0"));
+    wait_until("both jobs to be submitted", Duration::from_secs(30), || {
+        sql(&submitted).is_ok_and(|r| r[0][0] == "2")
     })?;
     for h in &handles {
         h.cancel();
     }
-    let cancelled =
-        format!("SELECT COUNT(*) FROM workunit WHERE batch = {batch} AND error_mask & 16 <> 0");
     wait_until(
         "abort_jobs to cancel both jobs",
         Duration::from_secs(30),
