@@ -500,14 +500,17 @@ fn crash_signal_is_passed_on() {
     assert!(lab.finish_file().is_none());
 }
 
-fn sigkill_is_passed_on() {
-    // SIGKILL means "killed from outside" to the client: it restarts the task.
+fn sigkill_is_an_error_not_a_restart() {
+    // An app that dies of SIGKILL is "killed from outside" to the client,
+    // which restarts it, forever for a task that kills itself: the app
+    // exits 128 + 9 instead, an error that BOINC reports.
     let lab = Lab::new("slot-direct", false);
     fs::write(lab.link_target("in"), input_for(sigkill_self::task(), 1)).unwrap();
     let args = run_args(sigkill_self::NAME);
     let mut child = lab.start(&strs(&args));
     let status = wait(&mut child, Duration::from_secs(30));
-    assert_eq!(status.signal(), Some(libc::SIGKILL), "{status:?}");
+    assert_eq!(status.code(), Some(128 + libc::SIGKILL), "{status:?}");
+    assert!(lab.finish_file().is_none());
 }
 
 /// The child process of the app (the task), if `/proc` lists it.
@@ -681,7 +684,10 @@ fn main() {
         ("unknown_task_exits_3", unknown_task_exits_3),
         ("usage_error_exits_2", usage_error_exits_2),
         ("crash_signal_is_passed_on", crash_signal_is_passed_on),
-        ("sigkill_is_passed_on", sigkill_is_passed_on),
+        (
+            "sigkill_is_an_error_not_a_restart",
+            sigkill_is_an_error_not_a_restart,
+        ),
         (
             "suspend_resume_quit_then_restart_from_checkpoint",
             suspend_resume_quit_then_restart_from_checkpoint,
