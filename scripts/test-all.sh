@@ -87,6 +87,6 @@ step "BOINC remote submission on the live project"
 timed timeout 1200 cargo test -p pymw-conformance --features boinc --test boinc_remote
 
 step "examples on BOINC"
-timed scripts/boinc-examples.sh
+timed timeout 1800 scripts/boinc-examples.sh
 
 printf '\nall tests passed in %d s\n' $((SECONDS - started))
