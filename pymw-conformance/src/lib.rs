@@ -176,16 +176,22 @@ pub fn run(harness: &Harness, extra: Vec<Case>, filters: &[String]) -> i32 {
             }
         }
     }
+    report(cases.len(), &failed, started)
+}
+
+/// Prints the failures and the libtest-style result line of a run of
+/// `total` cases; returns the exit code (1 when any failed).
+pub fn report(total: usize, failed: &[(&str, String)], started: std::time::Instant) -> i32 {
     if !failed.is_empty() {
         println!("\nfailures:");
-        for (name, message) in &failed {
+        for (name, message) in failed {
             println!("---- {name} ----\n{message}\n");
         }
     }
-    let passed = cases.len() - failed.len();
     println!(
-        "\ntest result: {}. {passed} passed; {} failed; 0 ignored; 0 measured; 0 filtered out; finished in {:.2}s\n",
+        "\ntest result: {}. {} passed; {} failed; 0 ignored; 0 measured; 0 filtered out; finished in {:.2}s\n",
         if failed.is_empty() { "ok" } else { "FAILED" },
+        total - failed.len(),
         failed.len(),
         started.elapsed().as_secs_f64()
     );

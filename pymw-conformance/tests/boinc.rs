@@ -335,25 +335,17 @@ fn run_all(testbed: &Testbed, filters: &[String]) -> i32 {
         }
         stop.store(true, Ordering::Relaxed);
     });
-    if !failed.is_empty() {
-        println!("\nfailures:");
-        for (name, message) in &failed {
-            println!("---- {name} ----\n{}\n", tail(message, 6000));
-        }
-    }
-    let passed = cases.len() - failed.len();
-    println!(
-        "\ntest result: {}. {passed} passed; {} failed; 0 ignored; 0 measured; 0 filtered out; finished in {:.2}s\n",
-        if failed.is_empty() { "ok" } else { "FAILED" },
-        failed.len(),
-        started.elapsed().as_secs_f64()
-    );
+    let failed: Vec<(&str, String)> = failed
+        .iter()
+        .map(|(name, message)| (&name[..], tail(message, 6000).to_owned()))
+        .collect();
+    let code = pymw_conformance::report(cases.len(), &failed, started);
     if failed.is_empty() {
         let _ = std::fs::remove_dir_all(&root);
     } else {
         println!("case logs are in {}", root.display());
     }
-    i32::from(!failed.is_empty())
+    code
 }
 
 fn tail(s: &str, max: usize) -> &str {
